@@ -1,0 +1,5 @@
+"""Entry point for ``python -m monitor``."""
+
+from monitor.cli import main
+
+main()
