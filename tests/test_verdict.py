@@ -1,0 +1,204 @@
+"""The verdict table and the group rules, case by case."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.probe import Observation
+from monitor.verdict import (
+    Panel,
+    State,
+    Verdict,
+    decide,
+    is_suspicious,
+    judge,
+    judge_controls,
+    judge_nationals,
+    most_telling,
+    resolver_state,
+)
+
+E, A, F, T = State.EXISTS, State.ABSENT, State.FAILED, State.TAMPERED
+
+
+def obs(resolver: str, status: str, *answers: str, rdtype: str = "A") -> Observation:
+    return Observation(resolver, "example.org", rdtype, status, tuple(answers))
+
+
+@pytest.mark.parametrize(
+    ("controls", "nationals", "verdict"),
+    [
+        ("exists", "exists", "present"),
+        ("exists", "absent", "missing"),
+        ("exists", "failed", "failing"),
+        ("exists", "tampered", "tampered"),
+        ("exists", "split", "partial"),
+        ("absent", "exists", "national-only"),
+        ("absent", "absent", "gone"),
+        ("absent", "failed", "gone"),
+        ("absent", "tampered", "tampered"),
+        ("absent", "split", "gone"),
+        *[("unstable", n, "unstable") for n in ("exists", "absent", "failed", "tampered", "split")],
+        *[
+            ("inconclusive", n, "inconclusive")
+            for n in ("exists", "absent", "failed", "tampered", "split")
+        ],
+    ],
+)
+def test_every_cell_of_the_table(controls: str, nationals: str, verdict: str) -> None:
+    assert decide(controls, nationals) == Verdict(verdict)
+
+
+@pytest.mark.parametrize(
+    ("statuses", "authoritative", "state"),
+    [
+        (["ok", "nxdomain"], False, E),
+        (["nodata", "nodata"], False, E),
+        (["nxdomain", "nodata"], False, E),
+        (["nxdomain", "nxdomain"], False, A),
+        (["nxdomain", "timeout"], False, A),
+        (["servfail", "nxdomain"], False, A),
+        (["servfail", "refused"], False, F),
+        (["timeout", "error"], False, F),
+        (["referral", "referral"], False, F),
+        (["referral", "referral"], True, E),
+        (["referral", "nxdomain"], True, E),
+    ],
+)
+def test_resolver_state(statuses: list[str], authoritative: bool, state: State) -> None:
+    observations = [obs("r", s, rdtype=t) for s, t in zip(statuses, ["A", "AAAA"], strict=True)]
+    assert resolver_state(observations, authoritative=authoritative) is state
+
+
+@pytest.mark.parametrize(
+    ("states", "min_controls", "judgement"),
+    [
+        ([E, E, E], 1, "exists"),
+        ([A, A], 1, "absent"),
+        ([E, A], 1, "unstable"),
+        ([E, F, F], 1, "exists"),  # failed controls are left out
+        ([E, F, F], 2, "inconclusive"),  # ... and then too few answered
+        ([F, F], 1, "inconclusive"),
+        ([], 1, "inconclusive"),
+        ([A, F, A], 2, "absent"),
+    ],
+)
+def test_control_group(states: list[State], min_controls: int, judgement: str) -> None:
+    assert judge_controls(states, min_controls) == judgement
+
+
+@pytest.mark.parametrize(
+    ("states", "judgement"),
+    [
+        ([E, E], "exists"),
+        ([A, A], "absent"),
+        ([F, F], "failed"),
+        ([], "failed"),
+        ([E, F], "exists"),  # a failed national is left out
+        ([A, F], "absent"),
+        ([E, A], "split"),
+        ([T, E], "tampered"),
+        ([T, A], "tampered"),
+        ([T, F], "tampered"),
+    ],
+)
+def test_national_group(states: list[State], judgement: str) -> None:
+    assert judge_nationals(states) == judgement
+
+
+@pytest.mark.parametrize(
+    ("address", "bogons", "stubs", "suspicious"),
+    [
+        ("93.184.216.34", True, set(), False),
+        ("10.1.2.3", True, set(), True),
+        ("127.0.0.1", True, set(), True),
+        ("100.64.0.1", True, set(), True),
+        ("0.0.0.0", True, set(), True),
+        ("224.0.0.1", True, set(), True),
+        ("10.1.2.3", False, set(), False),
+        ("::1", True, set(), True),
+        ("fe80::1", True, set(), True),
+        ("::ffff:10.0.0.1", True, set(), True),
+        ("2a00:1450:4001:82a::200e", True, set(), False),
+        ("95.213.4.1", True, {"95.213.4.1"}, True),
+        ("95.213.4.1", False, {"95.213.4.1"}, True),
+        ("not-an-address", True, set(), False),
+    ],
+)
+def test_suspicious_addresses(
+    address: str, bogons: bool, stubs: set[str], suspicious: bool
+) -> None:
+    assert is_suspicious(address, bogons=bogons, stub_addresses=stubs) is suspicious
+
+
+PANEL = Panel(national=("n1", "n2"), control=("c1", "c2"))
+
+
+def verdict_of(by_resolver: dict[str, list[Observation]], **kw: object) -> Verdict:
+    options: dict[str, object] = {"min_controls": 1, "bogons": True, "stub_addresses": set()}
+    options.update(kw)
+    return judge(by_resolver, PANEL, **options)  # type: ignore[arg-type]
+
+
+GOOD = ["93.184.216.34"]
+
+
+@pytest.mark.parametrize(
+    ("n1", "n2", "c1", "c2", "verdict"),
+    [
+        (["ok", *GOOD], ["ok", *GOOD], ["ok", *GOOD], ["ok", *GOOD], "present"),
+        (["nxdomain"], ["nxdomain"], ["ok", *GOOD], ["ok", *GOOD], "missing"),
+        (["refused"], ["servfail"], ["ok", *GOOD], ["ok", *GOOD], "failing"),
+        (["ok", "10.10.34.34"], ["ok", *GOOD], ["ok", *GOOD], ["ok", *GOOD], "tampered"),
+        (["nxdomain"], ["ok", *GOOD], ["ok", *GOOD], ["ok", *GOOD], "partial"),
+        (["ok", *GOOD], ["ok", *GOOD], ["nxdomain"], ["nxdomain"], "national-only"),
+        (["nxdomain"], ["nxdomain"], ["nxdomain"], ["nxdomain"], "gone"),
+        (["nxdomain"], ["nxdomain"], ["ok", *GOOD], ["nxdomain"], "unstable"),
+        (["nxdomain"], ["nxdomain"], ["timeout"], ["servfail"], "inconclusive"),
+        (["timeout"], ["nxdomain"], ["ok", *GOOD], ["ok", *GOOD], "missing"),
+        # a name that legitimately points at private space is not tampered with
+        (["ok", "10.0.0.5"], ["ok", "10.0.0.5"], ["ok", "10.0.0.5"], ["ok", *GOOD], "present"),
+    ],
+)
+def test_judge_whole_domain(
+    n1: list[str], n2: list[str], c1: list[str], c2: list[str], verdict: str
+) -> None:
+    by_resolver = {
+        name: [obs(name, spec[0], *spec[1:])]
+        for name, spec in zip(PANEL.national + PANEL.control, [n1, n2, c1, c2], strict=True)
+    }
+    assert verdict_of(by_resolver) == Verdict(verdict)
+
+
+def test_resolvers_left_out_of_the_panel_do_not_count() -> None:
+    by_resolver = {
+        "n1": [obs("n1", "nxdomain")],
+        "c1": [obs("c1", "ok", *GOOD)],
+    }
+    assert verdict_of(by_resolver) is Verdict.MISSING
+    assert verdict_of(by_resolver, min_controls=2) is Verdict.INCONCLUSIVE
+
+
+def test_stub_address_is_tampering_even_without_bogons() -> None:
+    by_resolver = {
+        "n1": [obs("n1", "ok", "95.213.4.1")],
+        "n2": [obs("n2", "ok", *GOOD)],
+        "c1": [obs("c1", "ok", *GOOD)],
+    }
+    assert verdict_of(by_resolver, bogons=False, stub_addresses={"95.213.4.1"}) is Verdict.TAMPERED
+    assert verdict_of(by_resolver, bogons=False) is Verdict.PRESENT
+
+
+@pytest.mark.parametrize(
+    ("statuses", "shown"),
+    [
+        (["ok", "nxdomain"], "ok"),
+        (["nxdomain", "ok"], "ok"),
+        (["nxdomain", "nodata"], "nodata"),
+        (["timeout", "nxdomain"], "nxdomain"),
+        (["timeout", "servfail"], "timeout"),
+        (["refused"], "refused"),
+    ],
+)
+def test_most_telling_status(statuses: list[str], shown: str) -> None:
+    assert most_telling(statuses) == shown
