@@ -15,8 +15,14 @@ class MonitorError(Exception):
 class ConfigError(MonitorError):
     """The configuration (or a watchlist file it names) is invalid."""
 
-    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
-                 key: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        key: str | None = None,
+    ) -> None:
         self.file = file
         self.line = line
         self.key = key

@@ -1,0 +1,564 @@
+"""The configuration: read config.yaml, check every key, and return a frozen Config."""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, NoReturn, TypeVar, cast
+from urllib.parse import urlsplit
+
+import dns.exception
+import dns.rdatatype
+import yaml
+
+from monitor.errors import ConfigError
+from monitor.names import WatchlistFileError, read_watchlist_file, to_alabel, to_display
+
+Transport = Literal["udp", "tcp", "dot", "doh"]
+Mode = Literal["recursive", "authoritative"]
+Group = Literal["national", "control"]
+Strategy = Literal["full", "economical"]
+
+TRANSPORTS: tuple[Transport, ...] = ("udp", "tcp", "dot", "doh")
+MODES: tuple[Mode, ...] = ("recursive", "authoritative")
+GROUPS: tuple[Group, ...] = ("national", "control")
+STRATEGIES: tuple[Strategy, ...] = ("full", "economical")
+DEFAULT_PORTS: dict[Transport, int] = {"udp": 53, "tcp": 53, "dot": 853, "doh": 443}
+DEFAULT_RATE = 500.0
+# A snapshot line maps resolver names and these keys side by side, so they cannot be names.
+RESERVED_NAMES = frozenset({"verdict", "since", "today"})
+
+_TOP_KEYS = (
+    "vantage",
+    "record_types",
+    "timeout",
+    "attempts",
+    "confirm",
+    "min_controls",
+    "canaries",
+    "bogons",
+    "stub_addresses",
+    "resolvers",
+    "watchlist",
+    "watchlist_files",
+    "strategy",
+)
+_RESOLVER_KEYS = (
+    "name",
+    "address",
+    "port",
+    "transport",
+    "server_name",
+    "ca_file",
+    "mode",
+    "rate",
+    "url",
+)
+_SLUG = re.compile(r"[a-z0-9-]+")
+
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_KINDS = {
+    _STR: "a string",
+    _INT: "an integer",
+    _FLOAT: "a number",
+    _BOOL: "true/false",
+    _NULL: "nothing",
+    "tag:yaml.org,2002:timestamp": "a date",
+}
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Resolver:
+    """One resolver to query, national or control.
+
+    ``address`` is None only for a doh resolver given by its url alone; ``rate`` is in
+    queries a second, 0 meaning no limit; ``server_name`` is the TLS name to verify (without
+    it a dot resolver's certificate is verified against its address).
+    """
+
+    name: str
+    group: Group
+    address: str | None
+    port: int
+    transport: Transport
+    mode: Mode
+    rate: float
+    server_name: str | None
+    url: str | None
+    ca_file: Path | None
+
+
+@dataclass(frozen=True)
+class WatchedName:
+    """A domain on the watchlist: its A-label, its Unicode form and an optional label."""
+
+    domain: str
+    display: str
+    label: str | None
+
+
+@dataclass(frozen=True)
+class Config:
+    """A checked configuration; every default is filled in."""
+
+    path: Path
+    vantage: str
+    record_types: tuple[str, ...]
+    timeout: float
+    attempts: int
+    confirm: int
+    min_controls: int
+    canaries: tuple[str, ...]
+    bogons: bool
+    stub_addresses: frozenset[str]
+    resolvers: tuple[Resolver, ...]
+    watchlist: tuple[WatchedName, ...]
+    strategy: Strategy = "full"
+
+    @property
+    def national(self) -> tuple[Resolver, ...]:
+        """The national resolvers, in file order."""
+        return tuple(r for r in self.resolvers if r.group == "national")
+
+    @property
+    def control(self) -> tuple[Resolver, ...]:
+        """The control resolvers, in file order."""
+        return tuple(r for r in self.resolvers if r.group == "control")
+
+
+def watched_name(text: str, label: str | None = None) -> WatchedName:
+    """Return the WatchedName for a name typed by a user (Unicode or A-label).
+
+    Raises ValueError with a short reason when *text* is not a domain name.
+    """
+    domain = to_alabel(text)
+    return WatchedName(domain=domain, display=to_display(domain), label=label)
+
+
+def load_config(path: Path) -> Config:
+    """Return the checked configuration read from *path*.
+
+    Raises ConfigError, naming the file, the line and the key, when the file cannot be read,
+    is not YAML, or breaks a rule of config.yaml (see DESIGN.md).
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read the file: {e.strerror or e}", file=str(path)) from e
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            "not UTF-8 text", file=str(path), line=data.count(b"\n", 0, e.start) + 1
+        ) from e
+    return load_config_text(text, path)
+
+
+def load_config_text(text: str, path: Path) -> Config:
+    """Return the checked configuration parsed from *text*, as if read from *path*.
+
+    Files the configuration names (watchlist files, CA files) are looked up relative to
+    ``path.parent``.  Raises ConfigError as `load_config` does.
+    """
+    file = str(path)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        reason = ", ".join(part for part in (e.context, e.problem) if part)
+        raise ConfigError(
+            f"invalid YAML: {reason}", file=file, line=mark.line + 1 if mark else None
+        ) from e
+    except yaml.reader.ReaderError as e:
+        raise ConfigError(
+            f"invalid YAML: {e.reason} (character {e.character!r})",
+            file=file,
+            line=text.count("\n", 0, e.position) + 1,
+        ) from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"invalid YAML: {e}", file=file) from e
+    except RecursionError as e:
+        raise ConfigError("invalid YAML: nested too deeply", file=file) from e
+    if root is None:
+        raise ConfigError("the file holds no settings", file=file)
+    return _Reader(path).config(root)
+
+
+class _Reader:
+    """Walks the YAML node tree so each error can name the line of the node at fault."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file = str(path)
+        self.base = path.parent
+        self.scalars = yaml.constructor.SafeConstructor()
+
+    # -- errors and node types ---------------------------------------------------------
+
+    def fail(self, message: str, node: yaml.Node | None, key: str | None) -> NoReturn:
+        line = node.start_mark.line + 1 if node is not None else None
+        raise ConfigError(message, file=self.file, line=line, key=key or None)
+
+    def kind(self, node: yaml.Node) -> str:
+        if isinstance(node, yaml.MappingNode):
+            return "a mapping"
+        if isinstance(node, yaml.SequenceNode):
+            return "a list"
+        return _KINDS.get(node.tag, "a tagged value")
+
+    def expect(self, node: yaml.Node, key: str, wanted: str, tags: Sequence[str]) -> object:
+        if not isinstance(node, yaml.ScalarNode) or node.tag not in tags:
+            self.fail(f"expected {wanted}, got {self.kind(node)}", node, key)
+        try:
+            return self.scalars.construct_object(node)
+        except (ValueError, yaml.YAMLError) as e:
+            # PyYAML resolves some scalars that its constructors then refuse (!!int "x").
+            self.fail(f"expected {wanted}: {e}", node, key)
+
+    def string(self, node: yaml.Node, key: str) -> str:
+        value = self.expect(node, key, "a string", (_STR,))
+        assert isinstance(value, str)
+        if not value.strip():
+            self.fail("must not be empty", node, key)
+        return value
+
+    def integer(self, node: yaml.Node, key: str, low: int, high: int | None) -> int:
+        value = self.expect(node, key, "an integer", (_INT,))
+        assert isinstance(value, int)
+        if value < low or (high is not None and value > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            self.fail(f"must be {bounds}, got {value}", node, key)
+        return value
+
+    def number(self, node: yaml.Node, key: str) -> float:
+        value = self.expect(node, key, "a number", (_INT, _FLOAT))
+        assert isinstance(value, int | float)
+        if not math.isfinite(value):
+            self.fail(f"must be a finite number, got {node.value}", node, key)
+        return float(value)
+
+    def boolean(self, node: yaml.Node, key: str) -> bool:
+        value = self.expect(node, key, "true or false", (_BOOL,))
+        assert isinstance(value, bool)
+        return value
+
+    def choice(self, node: yaml.Node, key: str, choices: Sequence[_T]) -> _T:
+        value = self.string(node, key)
+        for choice in choices:
+            if value == choice:
+                return choice
+        self.fail(f"must be one of {', '.join(map(str, choices))}, got {value!r}", node, key)
+
+    def slug(self, node: yaml.Node, key: str) -> str:
+        value = self.string(node, key)
+        if not _SLUG.fullmatch(value):
+            self.fail(f"must be lowercase letters, digits and '-', got {value!r}", node, key)
+        return value
+
+    def name(self, node: yaml.Node, key: str) -> str:
+        text = self.string(node, key)
+        try:
+            return to_alabel(text)
+        except ValueError as e:
+            self.fail(f"{text!r} is not a domain name: {e}", node, key)
+
+    def address(self, node: yaml.Node, key: str) -> str:
+        text = self.string(node, key)
+        try:
+            return str(ipaddress.ip_address(text))
+        except ValueError:
+            self.fail(f"{text!r} is not an IPv4 or IPv6 address", node, key)
+
+    def sequence(self, node: yaml.Node, key: str) -> list[yaml.Node]:
+        if not isinstance(node, yaml.SequenceNode):
+            self.fail(f"expected a list, got {self.kind(node)}", node, key)
+        return list(node.value)
+
+    def unique_list(
+        self, node: yaml.Node, key: str, item: Callable[[yaml.Node, str], str]
+    ) -> tuple[str, ...]:
+        """Return the items of a non-empty list, each checked by *item*; duplicates are errors."""
+        items = self.sequence(node, key)
+        if not items:
+            self.fail("must not be empty", node, key)
+        seen: dict[str, int] = {}
+        for i, child in enumerate(items):
+            value = item(child, f"{key}[{i}]")
+            if value in seen:
+                self.fail(
+                    f"{value} is listed twice (first on line {seen[value]})", child, f"{key}[{i}]"
+                )
+            seen[value] = child.start_mark.line + 1
+        return tuple(seen)
+
+    def mapping(
+        self, node: yaml.Node, key: str, allowed: Sequence[str], what: str = "a mapping"
+    ) -> dict[str, yaml.Node]:
+        """Return a mapping's value nodes by key; unknown or repeated keys are errors."""
+        if not isinstance(node, yaml.MappingNode):
+            self.fail(f"expected {what}, got {self.kind(node)}", node, key)
+        values: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR:
+                self.fail(f"a key must be a string, got {self.kind(key_node)}", key_node, key)
+            name = cast(str, key_node.value)
+            path = f"{key}.{name}" if key else name
+            if name not in allowed:
+                close = difflib.get_close_matches(name, allowed, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(allowed)}"
+                self.fail(f"unknown key ({hint})", key_node, path)
+            if name in values:
+                self.fail("duplicate key", key_node, path)
+            values[name] = value_node
+        return values
+
+    # -- the file ----------------------------------------------------------------------
+
+    def config(self, root: yaml.Node) -> Config:
+        top = self.mapping(root, "", _TOP_KEYS, what="a mapping of settings at the top level")
+        vantage = self.slug(top["vantage"], "vantage") if "vantage" in top else "default"
+        record_types: tuple[str, ...] = ("A", "AAAA")
+        if "record_types" in top:
+            record_types = self.unique_list(top["record_types"], "record_types", self.rdtype)
+        timeout = 2.0
+        if "timeout" in top:
+            timeout = self.number(top["timeout"], "timeout")
+            if not 0 < timeout <= 60:
+                self.fail(
+                    f"must be > 0 and <= 60 seconds, got {timeout:g}", top["timeout"], "timeout"
+                )
+        attempts = self.integer(top["attempts"], "attempts", 1, 10) if "attempts" in top else 3
+        confirm = self.integer(top["confirm"], "confirm", 0, 10) if "confirm" in top else 2
+        canaries: tuple[str, ...] = ("example.com",)
+        if "canaries" in top:
+            canaries = self.unique_list(top["canaries"], "canaries", self.name)
+        bogons = self.boolean(top["bogons"], "bogons") if "bogons" in top else True
+        stubs: frozenset[str] = frozenset()
+        if "stub_addresses" in top:
+            node = top["stub_addresses"]
+            stubs = frozenset(
+                self.address(child, f"stub_addresses[{i}]")
+                for i, child in enumerate(self.sequence(node, "stub_addresses"))
+            )
+        if "resolvers" not in top:
+            self.fail("missing: at least one national and one control resolver", root, "resolvers")
+        resolvers = self.resolvers(top["resolvers"])
+        controls = sum(1 for r in resolvers if r.group == "control")
+        min_controls = 1
+        if "min_controls" in top:
+            node = top["min_controls"]
+            min_controls = self.integer(node, "min_controls", 1, None)
+            if min_controls > controls:
+                self.fail(
+                    f"must be at most {controls}, the number of control resolvers, "
+                    f"got {min_controls}",
+                    node,
+                    "min_controls",
+                )
+        strategy: Strategy = "full"
+        if "strategy" in top:
+            strategy = self.choice(top["strategy"], "strategy", STRATEGIES)
+        return Config(
+            path=self.path,
+            vantage=vantage,
+            record_types=record_types,
+            timeout=timeout,
+            attempts=attempts,
+            confirm=confirm,
+            min_controls=min_controls,
+            canaries=canaries,
+            bogons=bogons,
+            stub_addresses=stubs,
+            resolvers=resolvers,
+            watchlist=self.watchlist(root, top),
+            strategy=strategy,
+        )
+
+    def rdtype(self, node: yaml.Node, key: str) -> str:
+        text = self.string(node, key)
+        try:
+            rdtype = dns.rdatatype.from_text(text.strip().upper())
+        except (dns.exception.DNSException, ValueError):
+            self.fail(f"unknown record type {text!r}", node, key)
+        if rdtype == 0 or dns.rdatatype.is_metatype(rdtype):
+            self.fail(f"{text!r} is not a record type a name can hold", node, key)
+        return dns.rdatatype.to_text(rdtype)
+
+    # -- resolvers ---------------------------------------------------------------------
+
+    def resolvers(self, node: yaml.Node) -> tuple[Resolver, ...]:
+        groups = self.mapping(node, "resolvers", GROUPS)
+        resolvers: list[Resolver] = []
+        names: dict[str, int] = {}
+        for group in GROUPS:
+            key = f"resolvers.{group}"
+            if group not in groups:
+                self.fail(f"missing: at least one {group} resolver is needed", node, key)
+            items = self.sequence(groups[group], key)
+            if not items:
+                self.fail(f"at least one {group} resolver is needed", groups[group], key)
+            for i, item in enumerate(items):
+                resolver = self.resolver(item, f"{key}[{i}]", group)
+                if resolver.name in names:
+                    self.fail(
+                        f"{resolver.name!r} is already the name of the resolver on line "
+                        f"{names[resolver.name]}",
+                        item,
+                        f"{key}[{i}].name",
+                    )
+                names[resolver.name] = item.start_mark.line + 1
+                resolvers.append(resolver)
+        return tuple(resolvers)
+
+    def resolver(self, node: yaml.Node, key: str, group: Group) -> Resolver:
+        fields = self.mapping(node, key, _RESOLVER_KEYS)
+        if "name" not in fields:
+            self.fail("missing: every resolver needs a name", node, f"{key}.name")
+        name = self.slug(fields["name"], f"{key}.name")
+        if name in RESERVED_NAMES:
+            self.fail(f"{name!r} is reserved in snapshot files", fields["name"], f"{key}.name")
+        transport: Transport = "udp"
+        if "transport" in fields:
+            transport = self.choice(fields["transport"], f"{key}.transport", TRANSPORTS)
+        tls = transport in ("dot", "doh")
+        for only_tls in ("server_name", "ca_file"):
+            if only_tls in fields and not tls:
+                self.fail(
+                    f"only for dot and doh, not {transport}", fields[only_tls], f"{key}.{only_tls}"
+                )
+        if "url" in fields and transport != "doh":
+            self.fail(f"only for doh, not {transport}", fields["url"], f"{key}.url")
+        if transport == "doh" and "url" not in fields:
+            self.fail("missing: a doh resolver needs a url", node, f"{key}.url")
+        if transport != "doh" and "address" not in fields:
+            self.fail(f"missing: a {transport} resolver needs an address", node, f"{key}.address")
+
+        address = self.address(fields["address"], f"{key}.address") if "address" in fields else None
+        url, url_port = self.url(fields["url"], f"{key}.url") if "url" in fields else (None, None)
+        port = url_port or DEFAULT_PORTS[transport]
+        if "port" in fields:
+            port = self.integer(fields["port"], f"{key}.port", 1, 65535)
+            if url_port is not None and port != url_port:
+                self.fail(
+                    f"{port} differs from the url's port {url_port}", fields["port"], f"{key}.port"
+                )
+        mode: Mode = "recursive"
+        if "mode" in fields:
+            mode = self.choice(fields["mode"], f"{key}.mode", MODES)
+        rate = DEFAULT_RATE
+        if "rate" in fields:
+            rate = self.number(fields["rate"], f"{key}.rate")
+            if rate < 0:
+                self.fail(
+                    f"must be >= 0 (0 means no limit), got {rate:g}", fields["rate"], f"{key}.rate"
+                )
+        server_name = None
+        if "server_name" in fields:
+            server_name = self.name(fields["server_name"], f"{key}.server_name")
+        ca_file = None
+        if "ca_file" in fields:
+            ca_file = self.base / self.string(fields["ca_file"], f"{key}.ca_file")
+            if not ca_file.is_file():
+                self.fail(f"no such file: {ca_file}", fields["ca_file"], f"{key}.ca_file")
+        return Resolver(
+            name=name,
+            group=group,
+            address=address,
+            port=port,
+            transport=transport,
+            mode=mode,
+            rate=rate,
+            server_name=server_name,
+            url=url,
+            ca_file=ca_file,
+        )
+
+    def url(self, node: yaml.Node, key: str) -> tuple[str, int | None]:
+        """Return a DoH url and the port it names (None when it names none)."""
+        text = self.string(node, key)
+        try:
+            parts = urlsplit(text)
+            port = parts.port
+        except ValueError as e:
+            self.fail(f"{text!r} is not a URL: {e}", node, key)
+        if parts.scheme != "https" or not parts.hostname:
+            self.fail(f"must be an https:// URL, got {text!r}", node, key)
+        return text, port
+
+    # -- watchlist ---------------------------------------------------------------------
+
+    def watchlist(self, root: yaml.Node, top: dict[str, yaml.Node]) -> tuple[WatchedName, ...]:
+        names: dict[str, WatchedName] = {}
+        lines: dict[str, int] = {}
+        if "watchlist" in top:
+            for i, item in enumerate(self.sequence(top["watchlist"], "watchlist")):
+                key = f"watchlist[{i}]"
+                watched = self.watched(item, key)
+                if watched.domain in names:
+                    self.fail(
+                        f"{watched.display} is already listed on line {lines[watched.domain]}",
+                        item,
+                        key,
+                    )
+                names[watched.domain] = watched
+                lines[watched.domain] = item.start_mark.line + 1
+        if "watchlist_files" in top:
+            for i, item in enumerate(self.sequence(top["watchlist_files"], "watchlist_files")):
+                key = f"watchlist_files[{i}]"
+                # A name already listed inline keeps its label; repeats across files merge.
+                for watched in self.watchlist_file(item, key):
+                    names.setdefault(watched.domain, watched)
+        if not names:
+            where = top.get("watchlist", top.get("watchlist_files", root))
+            self.fail(
+                "no names to watch (watchlist and watchlist_files are empty)", where, "watchlist"
+            )
+        return tuple(names.values())
+
+    def watched(self, node: yaml.Node, key: str) -> WatchedName:
+        if isinstance(node, yaml.MappingNode):
+            fields = self.mapping(node, key, ("domain", "label"))
+            if "domain" not in fields:
+                self.fail("missing: the entry needs a domain", node, f"{key}.domain")
+            domain = self.name(fields["domain"], f"{key}.domain")
+            label = self.string(fields["label"], f"{key}.label") if "label" in fields else None
+            return WatchedName(domain=domain, display=to_display(domain), label=label)
+        if not isinstance(node, yaml.ScalarNode):
+            self.fail(f"expected a name or {{domain, label}}, got {self.kind(node)}", node, key)
+        domain = self.name(node, key)
+        return WatchedName(domain=domain, display=to_display(domain), label=None)
+
+    def watchlist_file(self, node: yaml.Node, key: str) -> list[WatchedName]:
+        path = self.base / self.string(node, key)
+        file = str(path)
+        try:
+            entries = read_watchlist_file(path)
+        except UnicodeDecodeError as e:
+            line = e.object.count(b"\n", 0, e.start) + 1
+            raise ConfigError("not UTF-8 text", file=file, line=line, key=key) from e
+        except OSError as e:
+            self.fail(f"cannot read {file}: {e.strerror or e}", node, key)
+        except WatchlistFileError as e:
+            raise ConfigError(str(e), file=file, line=e.line, key=key) from e
+        except ValueError as e:  # a NUL in the path
+            self.fail(f"cannot read {file!r}: {e}", node, key)
+        watched: list[WatchedName] = []
+        for line, text in entries:
+            try:
+                watched.append(watched_name(text))
+            except ValueError as e:
+                raise ConfigError(
+                    f"{text!r} is not a domain name: {e}", file=file, line=line, key=key
+                ) from e
+        return watched
