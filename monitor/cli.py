@@ -1,0 +1,344 @@
+"""The command line: parse, call one core function, render its result."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, ParamSpec, TypeVar
+
+import click
+
+from monitor import __version__, daily, gitstore
+from monitor.config import Config, WatchedName, load_config
+from monitor.demo import demo
+from monitor.errors import MonitorError, UsageError
+from monitor.history import events_between, history
+from monitor.measure import measure
+from monitor.names import to_alabel, to_display
+from monitor.output import (
+    check_table,
+    health_lines,
+    history_csv,
+    history_document,
+    history_table,
+    measurement_document,
+    run_summary,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_FLAGS = 3
+EXIT_INCONCLUSIVE = 4
+
+
+def _fail(error: MonitorError) -> NoReturn:
+    click.echo(f"Error: {error}", err=True)
+    sys.exit(error.exit_code)
+
+
+def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn the package's own errors into ``Error: ...`` and their exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except MonitorError as error:
+            _fail(error)
+
+    return wrapper
+
+
+def _today() -> str:
+    return datetime.datetime.now(datetime.UTC).date().isoformat()
+
+
+def _echo_json(doc: Any) -> None:
+    click.echo(json.dumps(doc, ensure_ascii=False, indent=1))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("config.yaml"),
+    envvar="REGISTRY_MONITOR_CONFIG",
+    show_default=True,
+    help="The configuration file (env REGISTRY_MONITOR_CONFIG).",
+)
+@click.version_option(__version__, prog_name="registry-monitor")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path) -> None:
+    """Watch a national DNS system and record in git every domain that vanishes from it."""
+    source = ctx.get_parameter_source("config_path")
+    ctx.obj = (config_path, source is not click.core.ParameterSource.DEFAULT)
+
+
+def _config(ctx: click.Context) -> Config:
+    path, _ = ctx.obj
+    return load_config(path)
+
+
+@cli.command()
+@click.pass_context
+@reports_errors
+def validate(ctx: click.Context) -> None:
+    """Check the configuration and exit (0 when it is valid, 2 with the reason when not)."""
+    config = _config(ctx)
+    nationals = len(config.national)
+    controls = len(config.control)
+    click.echo(
+        f"{config.path}: valid: vantage {config.vantage}, {nationals} national and "
+        f"{controls} control resolvers, {len(config.watchlist)} names"
+    )
+
+
+def _names_for_text(domains: tuple[str, ...]) -> list[WatchedName]:
+    names = []
+    for text in domains:
+        try:
+            alabel = to_alabel(text)
+        except ValueError as exc:
+            raise UsageError(f"{text!r} is not a domain name: {exc}") from None
+        names.append(WatchedName(alabel, to_display(alabel), None))
+    return names
+
+
+def _names_for(config: Config, domains: tuple[str, ...]) -> list[WatchedName]:
+    if not domains:
+        return list(config.watchlist)
+    known = {n.domain: n for n in config.watchlist}
+    return [known.get(n.domain, n) for n in _names_for_text(domains)]
+
+
+@cli.command()
+@click.argument("domains", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON document instead of a table.")
+@click.pass_context
+@reports_errors
+def check(ctx: click.Context, domains: tuple[str, ...], as_json: bool) -> None:
+    """Resolve DOMAINs (default: the watchlist) now and print each verdict; writes nothing.
+
+    Exits 4 when the run is inconclusive (every national resolver down, or too few controls).
+    """
+    config = _config(ctx)
+    names = _names_for(config, domains)
+    measurement = measure(config, names)
+    if as_json:
+        _echo_json(measurement_document(measurement, _today()))
+    else:
+        for line in health_lines(measurement):
+            click.echo(line, err=True)
+        if measurement.domains:
+            click.echo(check_table(measurement, [r.name for r in config.resolvers]))
+    if measurement.inconclusive:
+        click.echo(f"Inconclusive: {measurement.inconclusive}", err=True)
+        sys.exit(EXIT_INCONCLUSIVE)
+
+
+def _vantage(ctx: click.Context, root: Path) -> str:
+    """The vantage to read: the config's, or the only one under snapshots/ without a config."""
+    path, explicit = ctx.obj
+    if explicit or path.exists():
+        return load_config(path).vantage
+    found = sorted(p.name for p in (root / "snapshots").glob("*") if p.is_dir())
+    if len(found) != 1:
+        raise UsageError(
+            f"{path}: no such file, and snapshots/ holds {len(found)} vantage points: "
+            "use --config to say which one"
+        )
+    return found[0]
+
+
+_repo_option = click.option(
+    "--repo",
+    "repo_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The git repository holding snapshots/ (default: the one containing this directory).",
+)
+
+
+@cli.command()
+@_repo_option
+@click.option("--date", "date", default=None, help="Date the run (YYYY-MM-DD; default today, UTC).")
+@click.option("--no-commit", is_flag=True, help="Write the snapshot files but do not commit.")
+@click.option(
+    "--push", is_flag=True, help="Push the commit; rebase and retry when the remote moved."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON document of the run.")
+@click.option(
+    "--exit-code", is_flag=True, help="Exit 3 when the run raised disappeared or degraded events."
+)
+@click.option(
+    "--summary",
+    "summary_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="GITHUB_STEP_SUMMARY",
+    help="Append a Markdown summary of the run to this file (env GITHUB_STEP_SUMMARY).",
+)
+@click.pass_context
+@reports_errors
+def run(
+    ctx: click.Context,
+    repo_dir: Path | None,
+    date: str | None,
+    no_commit: bool,
+    push: bool,
+    as_json: bool,
+    exit_code: bool,
+    summary_path: Path | None,
+) -> None:
+    """Resolve the watchlist, write snapshots/<vantage>/, compare with the last run, commit.
+
+    Exits 4 without writing anything when the run is inconclusive; with --exit-code, exits 3
+    when new disappeared or degraded events were raised.
+    """
+    if push and no_commit:
+        raise UsageError("--push and --no-commit cannot be used together")
+    config = _config(ctx)
+    result = daily.run(config, repo=repo_dir, date=date, commit=not no_commit, push=push)
+    if summary_path is not None:
+        with summary_path.open("a", encoding="utf-8") as summary:
+            summary.write(run_summary(result))
+    if as_json:
+        events = [e.document() for e in result.events]
+        _echo_json(measurement_document(result.measurement, result.date, events))
+    else:
+        for line in health_lines(result.measurement):
+            click.echo(line, err=True)
+        click.echo(result.message.rstrip("\n"))
+        if result.commit:
+            click.echo(
+                f"\ncommitted {result.commit[:12]}" + (" and pushed" if result.pushed else "")
+            )
+    if exit_code and result.alerting:
+        sys.exit(EXIT_FLAGS)
+
+
+@cli.command()
+@click.argument("rev_a", required=False, default=None)
+@click.argument("rev_b", required=False, default=None)
+@_repo_option
+@click.option("--json", "as_json", is_flag=True, help="Print the events as JSON.")
+@click.pass_context
+@reports_errors
+def diff(
+    ctx: click.Context, rev_a: str | None, rev_b: str | None, repo_dir: Path | None, as_json: bool
+) -> None:
+    """Show the events between two commits' snapshots (default HEAD~1 and HEAD)."""
+    repo = gitstore.open_repo(repo_dir)
+    vantage = _vantage(ctx, Path(repo.working_tree_dir or "."))
+    rev_a = rev_a or ("HEAD~1" if rev_b is None else f"{rev_b}~1")
+    rev_b = rev_b or "HEAD"
+    events = events_between(repo, vantage, rev_a, rev_b)
+    if as_json:
+        _echo_json(
+            {"schema": 1, "from": rev_a, "to": rev_b, "events": [e.document() for e in events]}
+        )
+        return
+    if not events:
+        click.echo(f"{vantage}: no events between {rev_a} and {rev_b}")
+    for e in events:
+        click.echo(f"{e.date} {e.event}: {e.shown} ({e.before} → {e.after})")
+
+
+@cli.command("history")
+@click.argument("domains", nargs=-1)
+@_repo_option
+@click.option("--since", default=None, help="Leave out periods that ended before this date.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.pass_context
+@reports_errors
+def history_command(
+    ctx: click.Context,
+    domains: tuple[str, ...],
+    repo_dir: Path | None,
+    since: str | None,
+    fmt: str,
+) -> None:
+    """Show each domain's verdict periods, oldest first, from the git history of snapshots/."""
+    if since is not None:
+        since = daily.parse_date(since)
+    wanted = [n.domain for n in _names_for_text(domains)]
+    repo = gitstore.open_repo(repo_dir)
+    vantage = _vantage(ctx, Path(repo.working_tree_dir or "."))
+    histories = history(repo, vantage, wanted, since)
+    if fmt == "json":
+        _echo_json(history_document(histories))
+    elif fmt == "csv":
+        click.echo(history_csv(histories), nl=False)
+    elif histories:
+        click.echo(history_table(histories))
+    else:
+        click.echo(f"{vantage}: no history" + (f" for {', '.join(domains)}" if domains else ""))
+
+
+@cli.command("demo")
+@click.option(
+    "--keep",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep the demo repository in this directory instead of a temporary one.",
+)
+@reports_errors
+def demo_command(keep: Path | None) -> None:
+    """Replay the Na Svyazi finding offline: embedded resolvers, three simulated days, a git repo.
+
+    Needs no network and no root; takes a few seconds and leaves nothing running.
+    """
+    click.echo("Starting 2 national and 3 control resolvers on 127.0.0.1 (embedded, offline)...")
+
+    def show_day(result: daily.RunResult) -> None:
+        click.echo(f"\n=== run --date {result.date}: commit message ===")
+        click.echo(result.message.rstrip("\n"))
+
+    result = demo(keep, show_day)
+    click.echo(f"\n=== diff: the events of {result.diff_day} ===")
+    for e in result.diff:
+        click.echo(f"{e.date} {e.event}: {e.shown} ({e.before} → {e.after})")
+    click.echo("\n=== history " + " ".join(h.domain for h in result.histories) + " ===")
+    click.echo(history_table(result.histories))
+    if result.kept:
+        click.echo(
+            f"\nThe repository is in {result.repo}: try `git -C {result.repo} log -p snapshots/`"
+        )
+    else:
+        click.echo(
+            "\nDone. Run `registry-monitor demo --keep DIR` to keep the repository and read it."
+        )
+
+
+def main() -> None:
+    """Run the command line; any error that is not the package's own exits 1."""
+    try:
+        code = cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(EXIT_INTERNAL)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except SystemExit:
+        raise
+    except Exception as exc:  # the last line of defence: say it, exit 1
+        click.echo(f"Internal error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(EXIT_INTERNAL)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

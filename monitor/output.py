@@ -1,0 +1,170 @@
+"""How results are shown to people and programs: escaping, text tables and the JSON document."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from monitor.changes import event_counts
+from monitor.daily import RunResult
+from monitor.escape import escape_markdown, escape_text
+from monitor.history import DomainHistory
+from monitor.measure import DomainResult, Measurement
+from monitor.verdict import Verdict
+
+SCHEMA = 1
+
+
+def shown_name(result: DomainResult) -> str:
+    """Return the name as people read it: Unicode where it differs from the A-label."""
+    return escape_text(result.name.display)
+
+
+def format_table(rows: Sequence[Sequence[str]]) -> str:
+    """Return rows as left-aligned, space-padded columns (the first row is the header)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    return "\n".join(lines)
+
+
+def check_table(measurement: Measurement, resolver_names: Sequence[str]) -> str:
+    """Return the ``check`` command's table: domain, verdict and each resolver's status."""
+    rows: list[list[str]] = [["domain", "verdict", *resolver_names]]
+    for result in measurement.domains:
+        rows.append(
+            [shown_name(result), result.verdict.value, *(result.status(n) for n in resolver_names)]
+        )
+    return format_table(rows)
+
+
+def health_lines(measurement: Measurement) -> Iterable[str]:
+    """Yield one line per resolver that is not simply up."""
+    for r in measurement.resolvers:
+        if r.health != "up":
+            detail = f" ({escape_text(r.detail)})" if r.detail else ""
+            yield f"{r.name} ({r.group}) is {r.health}{detail}"
+
+
+def measurement_document(
+    measurement: Measurement, date: str, events: Sequence[dict[str, str]] = ()
+) -> dict[str, Any]:
+    """Return the JSON document of DESIGN.md for a measurement (``check``, ``run`` with --json)."""
+    doc: dict[str, Any] = {
+        "schema": SCHEMA,
+        "vantage": measurement.vantage,
+        "date": date,
+        "resolvers": {
+            r.name: {"group": r.group, "health": r.health}
+            | ({"detail": r.detail} if r.detail else {})
+            for r in measurement.resolvers
+        },
+        "domains": [_domain_document(result) for result in measurement.domains],
+        "events": list(events),
+    }
+    if measurement.inconclusive:
+        doc["inconclusive"] = measurement.inconclusive
+    return doc
+
+
+def _domain_document(result: DomainResult) -> dict[str, Any]:
+    doc: dict[str, Any] = {"domain": result.name.domain}
+    if result.name.display != result.name.domain:
+        doc["display"] = result.name.display
+    if result.name.label:
+        doc["label"] = result.name.label
+    doc["verdict"] = result.verdict.value
+    doc["resolvers"] = {
+        resolver: {
+            o.rdtype: {"status": o.status, "answers": list(o.answers)}
+            | ({"detail": o.detail} if o.detail else {})
+            for o in observations
+        }
+        for resolver, observations in result.observations.items()
+    }
+    return doc
+
+
+def history_table(histories: Sequence[DomainHistory]) -> str:
+    """Return ``history`` as a table: one row per period, ``→ today`` while it is current."""
+    rows = [["domain", "verdict", "period"]]
+    for h in histories:
+        for p in h.periods:
+            rows.append([escape_text(h.domain), p.verdict, f"{p.start} → {p.to or 'today'}"])
+    return format_table(rows)
+
+
+def history_csv(histories: Sequence[DomainHistory]) -> str:
+    """Return ``history`` as CSV with a header: domain,verdict,from,to (``to`` empty if current)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["domain", "verdict", "from", "to"])
+    for h in histories:
+        for p in h.periods:
+            writer.writerow([_csv_safe(h.domain), p.verdict, p.start, p.to or ""])
+    return buffer.getvalue()
+
+
+def _csv_safe(text: str) -> str:
+    # A cell starting with = + - @ is a formula to a spreadsheet.
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+def history_document(histories: Sequence[DomainHistory]) -> dict[str, Any]:
+    """Return ``history --format json`` as DESIGN.md gives it."""
+    return {
+        "schema": SCHEMA,
+        "domains": [
+            {
+                "domain": h.domain,
+                "periods": [{"verdict": p.verdict, "from": p.start, "to": p.to} for p in h.periods],
+            }
+            for h in histories
+        ],
+    }
+
+
+def run_summary(result: RunResult) -> str:
+    """Return a run as Markdown for a GitHub step summary or an alert issue (all data escaped)."""
+    m = result.measurement
+    counts = event_counts(result.events)
+    lines = [
+        f"## registry-monitor: {escape_markdown(m.vantage)}, {result.date}",
+        "",
+        f"**{', '.join(counts)}**" if counts else "**No change.**",
+        "",
+        "| verdict | names |",
+        "|---|---:|",
+    ]
+    tally = Counter(e.verdict for e in result.entries)
+    lines += [f"| {verdict} | {tally[verdict]} |" for verdict in sorted(tally, key=_verdict_order)]
+    doubtful = Counter(e.today for e in result.entries if e.today)
+    if doubtful:
+        lines += ["", "Not conclusive today: " + ", ".join(f"{n} {v}" for v, n in doubtful.items())]
+    if result.events:
+        lines += ["", "### Events", "", "| event | domain | from | to |", "|---|---|---|---|"]
+        lines += [
+            f"| {e.event} | {escape_markdown(e.display or e.domain)} | {e.before} | {e.after} |"
+            for e in result.events
+        ]
+    troubled = [r for r in m.resolvers if r.health != "up"]
+    if troubled:
+        lines += ["", "### Resolvers not up", ""]
+        lines += [
+            f"- {escape_markdown(r.name)} ({r.group}): {r.health}"
+            + (f": {escape_markdown(r.detail)}" if r.detail else "")
+            for r in troubled
+        ]
+    if result.commit:
+        lines += ["", f"Commit `{result.commit[:12]}`."]
+    return "\n".join(lines) + "\n"
+
+
+def _verdict_order(verdict: str) -> int:
+    order = [v.value for v in Verdict]
+    return order.index(verdict) if verdict in order else len(order)

@@ -1,0 +1,280 @@
+"""The probe engine at packet level, against an in-process responder on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import pytest
+
+from monitor.config import Resolver
+from monitor.lab import Delayed, Request, Responder, World
+from monitor.probe import Engine, Observation, Pacer, classify
+
+RECORDS = {
+    ("example.org", "A"): ["93.184.216.34"],
+    ("alias.example.org", "CNAME"): ["example.org"],
+    ("dangling.example.org", "CNAME"): ["nowhere.example.org"],
+    ("many.example.org", "A"): [f"93.184.{i // 250}.{i % 250 + 1}" for i in range(120)],
+}
+
+
+def resolver(
+    responder: Responder, transport: str = "udp", mode: str = "recursive", rate: float = 0
+) -> Resolver:
+    return Resolver(
+        name="r",
+        group="national",
+        address=responder.address,
+        port=responder.port,
+        transport=transport,  # type: ignore[arg-type]
+        mode=mode,  # type: ignore[arg-type]
+        rate=rate,
+        server_name=None,
+        url=None,
+        ca_file=None,
+    )
+
+
+def ask(
+    res: Resolver, jobs: list[tuple[str, str]], timeout: float = 0.5, attempts: int = 2
+) -> list[Observation]:
+    async def go() -> list[Observation]:
+        seen: list[Observation] = []
+        async with Engine([res], timeout=timeout, attempts=attempts) as engine:
+            await engine.observe({res.name: jobs}, seen.append)
+        return seen
+
+    return asyncio.run(go())
+
+
+def one(res: Resolver, name: str, rdtype: str = "A", **kw: float) -> Observation:
+    (observation,) = ask(res, [(name, rdtype)], **kw)  # type: ignore[arg-type]
+    return observation
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Callable[[Request], object]], Responder]]:
+    started: list[Responder] = []
+
+    def start(handler: Callable[[Request], object]) -> Responder:
+        responder = Responder(handler)  # type: ignore[arg-type]
+        started.append(responder)
+        return responder
+
+    yield start
+    for responder in started:
+        responder.stop()
+
+
+def answer(request: Request, rcode: int = dns.rcode.NOERROR) -> dns.message.Message:
+    assert request.message is not None
+    response = dns.message.make_response(request.message)
+    response.set_rcode(rcode)
+    return response
+
+
+@pytest.mark.parametrize(
+    ("name", "rdtype", "status", "answers"),
+    [
+        ("example.org", "A", "ok", ("93.184.216.34",)),
+        ("example.org", "AAAA", "nodata", ()),
+        ("alias.example.org", "A", "ok", ("93.184.216.34",)),
+        ("dangling.example.org", "A", "nxdomain", ()),
+        ("missing.example.org", "A", "nxdomain", ()),
+    ],
+)
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_statuses_from_a_resolver_like_world(
+    serve: Callable[..., Responder],
+    transport: str,
+    name: str,
+    rdtype: str,
+    status: str,
+    answers: tuple[str, ...],
+) -> None:
+    res = resolver(serve(World(RECORDS)), transport)
+    observation = one(res, name, rdtype)
+    assert (observation.status, observation.answers) == (status, answers)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "status"),
+    [({"refuse": ["example.org"]}, "refused"), ({"servfail": ["example.org"]}, "servfail")],
+)
+def test_refused_and_servfail(
+    serve: Callable[..., Responder], overrides: dict[str, list[str]], status: str
+) -> None:
+    res = resolver(serve(World(RECORDS, **overrides)))  # type: ignore[arg-type]
+    assert one(res, "example.org").status == status
+
+
+def test_truncated_udp_reply_is_asked_again_over_tcp(serve: Callable[..., Responder]) -> None:
+    responder = serve(World(RECORDS))
+    observation = one(resolver(responder), "many.example.org")
+    assert observation.status == "ok" and len(observation.answers) == 120
+    assert [q.transport for q in responder.queries] == ["udp", "tcp"]
+
+
+def test_silence_gives_timeout_after_every_attempt(serve: Callable[..., Responder]) -> None:
+    responder = serve(lambda request: None)
+    started = time.monotonic()
+    observation = one(resolver(responder), "example.org", timeout=0.2, attempts=3)
+    assert observation.status == "timeout"
+    assert len(responder.queries) == 3
+    assert 0.55 < time.monotonic() - started < 2.0
+
+
+def test_a_late_reply_within_the_timeout_is_taken(serve: Callable[..., Responder]) -> None:
+    world = World(RECORDS)
+    responder = serve(lambda request: Delayed(0.15, world(request)))
+    assert one(resolver(responder), "example.org", timeout=0.5).status == "ok"
+
+
+def test_malformed_reply_is_an_error_with_detail(serve: Callable[..., Responder]) -> None:
+    def garbage(request: Request) -> bytes:
+        return request.wire[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00\x07broken"
+
+    observation = one(resolver(serve(garbage)), "example.org", timeout=0.2, attempts=2)
+    assert observation.status == "error"
+    assert observation.detail is not None and observation.detail.startswith("malformed reply")
+
+
+def test_malformed_datagram_does_not_hide_the_real_answer(serve: Callable[..., Responder]) -> None:
+    world = World(RECORDS)
+
+    def forged_then_real(request: Request) -> list[object]:
+        return [request.wire[:2] + b"\x81\x83junk", world(request)]
+
+    assert one(resolver(serve(forged_then_real)), "example.org").status == "ok"
+
+
+@pytest.mark.parametrize("forgery", ["wrong id", "wrong question", "not a response"])
+def test_replies_that_do_not_match_are_ignored(
+    serve: Callable[..., Responder], forgery: str
+) -> None:
+    """A forged NXDOMAIN that does not match the query is not believed; the real answer is."""
+    world = World(RECORDS)
+
+    def handler(request: Request) -> list[object]:
+        assert request.message is not None
+        forged = dns.message.make_response(request.message)
+        forged.set_rcode(dns.rcode.NXDOMAIN)
+        if forgery == "wrong id":
+            forged.id = (request.message.id + 1) % 65536
+        elif forgery == "wrong question":
+            other = dns.message.make_query("other.example.org", "A")
+            forged = dns.message.make_response(other)
+            forged.id = request.message.id
+            forged.set_rcode(dns.rcode.NXDOMAIN)
+        else:
+            forged.flags &= ~dns.flags.QR
+        return [forged, Delayed(0.05, world(request))]
+
+    assert one(resolver(serve(handler)), "example.org").status == "ok"
+
+
+def test_only_forgeries_end_in_timeout(serve: Callable[..., Responder]) -> None:
+    def handler(request: Request) -> dns.message.Message:
+        response = answer(request, dns.rcode.NXDOMAIN)
+        response.id ^= 0x5555
+        return response
+
+    assert one(resolver(serve(handler)), "example.org", timeout=0.2).status == "timeout"
+
+
+def test_other_rcode_is_an_error(serve: Callable[..., Responder]) -> None:
+    observation = one(resolver(serve(lambda r: answer(r, dns.rcode.NOTIMP))), "example.org")
+    assert (observation.status, observation.detail) == ("error", "rcode NOTIMP")
+
+
+def test_referral_and_authoritative_mode(serve: Callable[..., Responder]) -> None:
+    world = World(
+        {("ns.example.net", "A"): ["93.184.216.53"]},
+        authoritative=True,
+        delegations={"example.org": ["ns.example.net"]},
+    )
+    responder = serve(world)
+    assert one(resolver(responder, mode="authoritative"), "www.example.org").status == "referral"
+    assert [q for q in responder.queries]  # asked
+    # recursion is not desired in authoritative mode
+    seen: list[bool] = []
+
+    def spy(request: Request) -> object:
+        assert request.message is not None
+        seen.append(bool(request.message.flags & dns.flags.RD))
+        return world(request)
+
+    responder.handler = spy  # type: ignore[assignment]
+    one(resolver(responder, mode="authoritative"), "www.example.org")
+    one(resolver(responder, mode="recursive"), "www.example.org")
+    assert seen == [False, True]
+
+
+def test_many_queries_are_in_flight_at_once(serve: Callable[..., Responder]) -> None:
+    world = World(RECORDS)
+    responder = serve(lambda request: Delayed(0.3, world(request)))
+    jobs = [(f"n{i}.example.org", "A") for i in range(200)]
+    started = time.monotonic()
+    observations = ask(resolver(responder), jobs, timeout=2.0)
+    assert len(observations) == 200 and {o.status for o in observations} == {"nxdomain"}
+    assert time.monotonic() - started < 1.5  # not 200 x 0.3 s one after another
+
+
+def test_tcp_pipelines_on_one_connection(serve: Callable[..., Responder]) -> None:
+    world = World(RECORDS)
+    responder = serve(lambda request: Delayed(0.2, world(request)))
+    jobs = [("example.org", "A"), ("example.org", "AAAA"), ("alias.example.org", "A")] * 10
+    started = time.monotonic()
+    observations = ask(resolver(responder, "tcp"), jobs, timeout=2.0)
+    assert sorted({o.status for o in observations}) == ["nodata", "ok"]
+    assert time.monotonic() - started < 1.5
+
+
+def test_pacer_spaces_sends_to_the_rate(serve: Callable[..., Responder]) -> None:
+    responder = serve(World(RECORDS))
+    jobs = [("example.org", "A")] * 40
+    started = time.monotonic()
+    ask(resolver(responder, rate=100), jobs)
+    elapsed = time.monotonic() - started
+    assert elapsed >= 0.38  # 40 queries at 100 a second: the first at once, the last at 0.39 s
+
+
+def test_pacer_without_rate_does_not_wait() -> None:
+    async def go() -> float:
+        pacer = Pacer(0)
+        started = time.monotonic()
+        for _ in range(1000):
+            await pacer.wait()
+        return time.monotonic() - started
+
+    assert asyncio.run(go()) < 0.1
+
+
+def test_classify_cname_loop_and_answers_for_other_names() -> None:
+    qname = dns.name.from_text("loop.example.")
+    query = dns.message.make_query(qname, "A")
+    reply = dns.message.make_response(query)
+    reply.answer.append(dns.rrset.from_text("loop.example.", 60, "IN", "CNAME", "loop2.example."))
+    reply.answer.append(dns.rrset.from_text("loop2.example.", 60, "IN", "CNAME", "loop.example."))
+    reply = dns.message.from_wire(reply.to_wire())  # as received: parsed, with its index
+    assert classify(reply, qname, dns.rdatatype.A) == ("error", (), "CNAME loop")
+    other = dns.message.make_response(query)
+    other.answer.append(dns.rrset.from_text("elsewhere.example.", 60, "IN", "A", "93.184.216.34"))
+    assert classify(dns.message.from_wire(other.to_wire()), qname, dns.rdatatype.A)[0] == "nodata"
+
+
+def test_unreachable_resolver_is_timeout_or_error_not_a_crash() -> None:
+    res = Resolver("r", "national", "127.0.0.1", 9, "udp", "recursive", 0, None, None, None)
+    observation = one(res, "example.org", timeout=0.2, attempts=1)
+    assert observation.status in ("timeout", "error")
+    res_tcp = Resolver("r", "national", "127.0.0.1", 9, "tcp", "recursive", 0, None, None, None)
+    observation = one(res_tcp, "example.org", timeout=0.2, attempts=1)
+    assert observation.status == "error" and "connection failed" in (observation.detail or "")
