@@ -1,0 +1,146 @@
+"""Changes: today's entries and events from yesterday's snapshot, and the commit message (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from monitor.escape import escape_text
+from monitor.measure import DomainResult
+from monitor.snapshot import Entry
+from monitor.verdict import Verdict
+
+EVENT_ORDER = ("disappeared", "degraded", "restored", "appeared", "gone")
+FLAGGED = frozenset({"missing", "failing", "tampered", "partial"})
+# Events that a subscriber is alerted about (and `run --exit-code` exits 3 on).
+ALERTING = frozenset({"disappeared", "degraded"})
+NEVER_CONCLUSIVE = Verdict.UNSTABLE.value
+NAMES_IN_SUBJECT = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A domain's verdict changed in a way worth telling people."""
+
+    domain: str
+    event: str
+    before: str
+    after: str
+    date: str
+    display: str | None = None
+
+    @property
+    def shown(self) -> str:
+        """The name as people read it (Unicode where it differs), escaped for one line."""
+        return escape_text(self.display or self.domain)
+
+    def document(self) -> dict[str, str]:
+        """Return the event as in DESIGN.md's JSON (``from``/``to``)."""
+        doc = {"domain": self.domain, "event": self.event, "from": self.before, "to": self.after}
+        if self.display and self.display != self.domain:
+            doc["display"] = self.display
+        doc["date"] = self.date
+        return doc
+
+
+def event_for(before: str, after: str) -> str | None:
+    """Return the event raised by a move between two conclusive verdicts, or None."""
+    if before == after:
+        return None
+    if after == "missing":
+        return "disappeared"
+    if after in ("failing", "tampered", "partial"):
+        return "degraded"
+    if after == "present":
+        return "restored" if before in FLAGGED else None
+    if after == "national-only":
+        return "appeared"
+    if after == "gone":
+        return "gone"
+    return None
+
+
+def advance(
+    previous: Mapping[str, Entry],
+    results: Iterable[DomainResult],
+    resolvers: Sequence[str],
+    date: str,
+) -> tuple[list[Entry], list[Event]]:
+    """Return today's entries and the events they raise against ``previous``.
+
+    An unstable or inconclusive day keeps the last conclusive verdict (adding ``today``) and
+    raises nothing; a name new to the watchlist, or never yet conclusive, raises nothing; names
+    no longer watched are simply not in the result.
+    """
+    entries: list[Entry] = []
+    events: list[Event] = []
+    for result in results:
+        today = result.verdict
+        statuses = tuple((name, result.status(name)) for name in resolvers)
+        old = previous.get(result.domain)
+        known = old is not None and old.verdict != NEVER_CONCLUSIVE
+        if not today.conclusive:
+            if old is not None and known:
+                entries.append(Entry(result.domain, old.verdict, old.since, statuses, today.value))
+            else:
+                since = old.since if old is not None else date
+                entries.append(Entry(result.domain, NEVER_CONCLUSIVE, since, statuses, today.value))
+            continue
+        if old is not None and known and old.verdict == today.value:
+            entries.append(Entry(result.domain, today.value, old.since, statuses))
+            continue
+        entries.append(Entry(result.domain, today.value, date, statuses))
+        if old is not None and known:
+            kind = event_for(old.verdict, today.value)
+            if kind is not None:
+                events.append(
+                    Event(result.domain, kind, old.verdict, today.value, date, result.name.display)
+                )
+    return entries, sort_events(events)
+
+
+def compare(before: Mapping[str, Entry], after: Mapping[str, Entry], date: str) -> list[Event]:
+    """Return the events between two snapshots (for ``diff``): last conclusive verdicts compared."""
+    events = []
+    for domain, new in after.items():
+        old = before.get(domain)
+        if old is None or NEVER_CONCLUSIVE in (old.verdict, new.verdict):
+            continue
+        kind = event_for(old.verdict, new.verdict)
+        if kind is not None:
+            events.append(Event(domain, kind, old.verdict, new.verdict, date))
+    return sort_events(events)
+
+
+def sort_events(events: Iterable[Event]) -> list[Event]:
+    """Return events in the order people read them: by kind (worst first), then as given.
+
+    ``advance`` gives them in watchlist order, so the names a watchlist puts first lead.
+    """
+    return sorted(events, key=lambda e: EVENT_ORDER.index(e.event))
+
+
+def event_counts(events: Iterable[Event]) -> list[str]:
+    """Return "2 disappeared"-style counts, worst kind first, for the kinds present."""
+    events = list(events)
+    counts = [(kind, sum(e.event == kind for e in events)) for kind in EVENT_ORDER]
+    return [f"{n} {kind}" for kind, n in counts if n]
+
+
+def commit_message(
+    vantage: str, date: str, events: Sequence[Event], entries: Sequence[Entry]
+) -> str:
+    """Return the commit message of DESIGN.md: a subject line, one line per event, trailers."""
+    if events:
+        counts = event_counts(events)
+        names = [e.shown for e in events[:NAMES_IN_SUBJECT]]
+        if len(events) > NAMES_IN_SUBJECT:
+            names.append(f"and {len(events) - NAMES_IN_SUBJECT} more")
+        subject = f"{vantage}: {', '.join(counts)}: {', '.join(names)} ({date})"
+        body = "\n".join(f"{e.event}: {e.shown} ({e.before} → {e.after})" for e in events)
+        body += "\n\n"
+    else:
+        missing = sum(e.verdict == "missing" for e in entries)
+        subject = f"{vantage}: no change, {missing} missing of {len(entries)} ({date})"
+        body = ""
+    return f"{subject}\n\n{body}Monitor-Date: {date}\nMonitor-Vantage: {vantage}\n"

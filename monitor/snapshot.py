@@ -1,0 +1,247 @@
+"""Snapshot files: one sorted YAML line per domain, rendered and parsed here, written atomically.
+
+A line says only what changes when something happens (verdict, since, each resolver's status),
+so a quiet day leaves the domain file untouched and `git log -p` shows exactly what changed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+import yaml.resolver
+
+from monitor.errors import MonitorError
+
+DOMAINS_FILE = "domains.yaml"
+SHARDS_DIR = "domains"
+RESOLVERS_FILE = "resolvers.yaml"
+RUN_FILE = "run.yaml"
+FEED_FILE = "feed.atom"
+# Above this many names the domain file is split so that a web diff can render each piece.
+SHARD_ABOVE = 5000
+# Above this many, 4,096 shards instead of 256, so each stays a few hundred KB at a million names.
+WIDE_SHARDS_ABOVE = 250_000
+
+RESERVED_KEYS = ("verdict", "since", "today")
+
+_VANTAGE = re.compile(r"[a-z0-9-]+")
+_PLAIN = re.compile(r"[A-Za-z0-9_.-]+")
+_yaml_resolver = yaml.resolver.Resolver()
+
+
+class SnapshotError(MonitorError):
+    """A snapshot file could not be read or written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One domain's line: its last conclusive verdict, since when, and today's statuses."""
+
+    domain: str
+    verdict: str
+    since: str
+    statuses: tuple[tuple[str, str], ...]  # (resolver, status), in config order
+    today: str | None = None
+
+    @property
+    def current(self) -> str:
+        """The verdict of the day the line was written (``today`` when it was not conclusive)."""
+        return self.today or self.verdict
+
+
+def snapshot_dir(repo_root: Path, vantage: str) -> Path:
+    """Return ``snapshots/<vantage>`` under the repository; the path never comes from DNS data."""
+    if not _VANTAGE.fullmatch(vantage):
+        raise SnapshotError(f"bad vantage name {vantage!r}: use [a-z0-9-]+")
+    return repo_root / "snapshots" / vantage
+
+
+def _scalar(text: str) -> str:
+    """Return ``text`` as a YAML plain scalar when it reads back as the same string, else quoted."""
+    if _PLAIN.fullmatch(text) and (
+        _yaml_resolver.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+        == "tag:yaml.org,2002:str"
+    ):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_line(entry: Entry) -> str:
+    """Return the YAML line for one entry (no newline)."""
+    parts = [f"verdict: {entry.verdict}", f"since: {entry.since}"]
+    if entry.today:
+        parts.append(f"today: {entry.today}")
+    parts.extend(f"{_scalar(name)}: {_scalar(status)}" for name, status in entry.statuses)
+    return f"{_scalar(entry.domain)}: {{{', '.join(parts)}}}"
+
+
+def shard_name(domain: str, total: int) -> str:
+    """Return the file, relative to the vantage directory, that holds ``domain``'s line."""
+    if total <= SHARD_ABOVE:
+        return DOMAINS_FILE
+    width = 3 if total > WIDE_SHARDS_ABOVE else 2
+    digest = hashlib.blake2b(domain.encode(), digest_size=4).hexdigest()
+    return f"{SHARDS_DIR}/{digest[:width]}.yaml"
+
+
+def render_domains(entries: Iterable[Entry]) -> dict[str, str]:
+    """Return the domain files' text keyed by relative path, lines sorted by domain."""
+    ordered = sorted(entries, key=lambda e: e.domain)
+    files: dict[str, list[str]] = {}
+    for entry in ordered:
+        files.setdefault(shard_name(entry.domain, len(ordered)), []).append(render_line(entry))
+    return {path: "\n".join(lines) + "\n" for path, lines in files.items()}
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return str(value)
+
+
+_LINE = re.compile(r"([A-Za-z0-9_.-]+): \{([A-Za-z0-9_., :-]*)\}")
+
+
+def _fast_entry(line: str) -> Entry | None:
+    """Parse a line written by :func:`render_line` without YAML; None when it needs YAML."""
+    match = _LINE.fullmatch(line)
+    if match is None:
+        return None
+    fields: dict[str, str] = {}
+    for part in match.group(2).split(", "):
+        key, sep, value = part.partition(": ")
+        if not sep or key in fields:
+            return None
+        fields[key] = value
+    verdict, since = fields.pop("verdict", None), fields.pop("since", None)
+    if verdict is None or since is None:
+        return None
+    today = fields.pop("today", None)
+    return Entry(match.group(1), verdict, since, tuple(fields.items()), today)
+
+
+def parse_line(line: str) -> Entry | None:
+    """Return the entry one domain line holds, or None when the line holds none."""
+    entry = _fast_entry(line)
+    if entry is not None:
+        return entry
+    try:
+        entries = _parse_yaml(line, "line")
+    except SnapshotError:
+        return None
+    return next(iter(entries.values()), None) if len(entries) == 1 else None
+
+
+def parse_domains(text: str, source: str = DOMAINS_FILE) -> dict[str, Entry]:
+    """Return the entries of one domain file, keyed by domain. Raises SnapshotError.
+
+    Lines as this module writes them are read directly (fast at a million names); anything else
+    goes through the safe YAML loader, so a hand-edited file still reads as YAML says.
+    """
+    entries: dict[str, Entry] = {}
+    for line in text.splitlines():
+        entry = _fast_entry(line)
+        if entry is None or entry.domain in entries:
+            return _parse_yaml(text, source)
+        entries[entry.domain] = entry
+    return entries
+
+
+def _parse_yaml(text: str, source: str) -> dict[str, Entry]:
+    try:
+        data = yaml.load(text, Loader=_SafeLoader) if text.strip() else {}
+    except yaml.YAMLError as exc:
+        raise SnapshotError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise SnapshotError(f"{source}: expected a mapping of domains")
+    entries = {}
+    for domain, fields in data.items():
+        if not isinstance(fields, dict) or "verdict" not in fields or "since" not in fields:
+            raise SnapshotError(f"{source}: {domain}: expected verdict and since")
+        statuses = tuple((str(k), _text(v)) for k, v in fields.items() if k not in RESERVED_KEYS)
+        today = fields.get("today")
+        entries[str(domain)] = Entry(
+            str(domain),
+            _text(fields["verdict"]),
+            _text(fields["since"]),
+            statuses,
+            None if today is None else _text(today),
+        )
+    return entries
+
+
+def parse_snapshot(files: Mapping[str, bytes]) -> dict[str, Entry]:
+    """Return every entry of a vantage's snapshot, given its files keyed by relative path."""
+    entries: dict[str, Entry] = {}
+    for path, data in files.items():
+        if path == DOMAINS_FILE or (path.startswith(SHARDS_DIR + "/") and path.endswith(".yaml")):
+            entries.update(parse_domains(data.decode("utf-8"), path))
+    return entries
+
+
+def read_snapshot(directory: Path) -> dict[str, Entry]:
+    """Return the entries of the snapshot in a work-tree directory (empty when there is none)."""
+    files = {}
+    for path in [directory / DOMAINS_FILE, *sorted((directory / SHARDS_DIR).glob("*.yaml"))]:
+        if path.is_file():
+            files[path.relative_to(directory).as_posix()] = path.read_bytes()
+    return parse_snapshot(files)
+
+
+def render_resolvers(health: Sequence[tuple[str, str, str]]) -> str:
+    """Return resolvers.yaml: each resolver's group and health, as (name, group, health)."""
+    return "".join(f"{_scalar(n)}: {{group: {g}, health: {h}}}\n" for n, g, h in health)
+
+
+def render_run(fields: Mapping[str, Any]) -> str:
+    """Return run.yaml from an ordered mapping of plain values and flat mappings."""
+    return yaml.safe_dump(dict(fields), sort_keys=False, allow_unicode=True, width=1000)
+
+
+def write_files(directory: Path, files: Mapping[str, str], *, prune: Iterable[str] = ()) -> None:
+    """Write ``files`` (relative path -> text) under ``directory``, each atomically.
+
+    Each file goes to a temporary file in the same directory, is flushed to disk and renamed over
+    the old one, so a reader (or a crash) sees the old or the new file, never half of one. Paths
+    in ``prune`` that are not in ``files`` are removed afterwards.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for relative, text in files.items():
+        target = directory / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, target)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+    for relative in prune:
+        if relative not in files:
+            (directory / relative).unlink(missing_ok=True)
+    shards = directory / SHARDS_DIR
+    if shards.is_dir() and not any(shards.iterdir()):
+        shards.rmdir()
+
+
+def domain_files(directory: Path) -> list[str]:
+    """Return the relative paths of the domain files now under ``directory``."""
+    found = [DOMAINS_FILE] if (directory / DOMAINS_FILE).is_file() else []
+    found += [f"{SHARDS_DIR}/{p.name}" for p in sorted((directory / SHARDS_DIR).glob("*.yaml"))]
+    return found
+
+
+class _SafeLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The libyaml-backed safe loader where available; never the full (unsafe) loader."""
