@@ -13,9 +13,9 @@ import random
 import ssl
 import struct
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import dns.flags
 import dns.message
@@ -64,7 +64,9 @@ def classify(
     name = qname
     seen = {name}
     for _ in range(MAX_CNAME_CHAIN):
-        rrset = reply.get_rrset(reply.answer, name, dns.rdataclass.IN, rdtype)
+        rrset = reply.get_rrset(
+            reply.answer, name, dns.rdataclass.IN, dns.rdatatype.RdataType.make(rdtype)
+        )
         if rrset:
             return "ok", tuple(sorted({rr.to_text() for rr in rrset})), None
         cname = reply.get_rrset(reply.answer, name, dns.rdataclass.IN, dns.rdatatype.CNAME)
@@ -191,15 +193,14 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         self.matcher.feed(data)
 
     def error_received(self, exc: Exception) -> None:
         # On a connected socket this is an ICMP error from the resolver: nothing there answers.
-        self.matcher.fail_all(f"network error: {exc.strerror or exc}")
+        self.matcher.fail_all(f"network error: {getattr(exc, 'strerror', None) or exc}")
 
 
 class _UdpClient:
@@ -445,7 +446,9 @@ class ResolverClient:
 
     def template(self, qname: dns.name.Name, rdtype: int) -> bytes:
         """Return the query's wire form with ID 0 (DoH sends it so; the others patch an ID in)."""
-        query = dns.message.make_query(qname, rdtype, use_edns=0, payload=EDNS_PAYLOAD)
+        query = dns.message.make_query(
+            qname, dns.rdatatype.RdataType.make(rdtype), use_edns=0, payload=EDNS_PAYLOAD
+        )
         query.id = 0
         if not self._rd:
             query.flags &= ~dns.flags.RD
@@ -528,7 +531,7 @@ class Engine:
 
     async def observe(
         self,
-        jobs: dict[str, Iterable[Job]],
+        jobs: Mapping[str, Iterable[Job]],
         sink: Callable[[Observation], None],
     ) -> None:
         """Ask each named resolver its jobs, many in flight at once; results go to ``sink``."""
