@@ -15,7 +15,7 @@ FLAGGED = frozenset({"missing", "failing", "tampered", "partial"})
 # Events that a subscriber is alerted about (and `run --exit-code` exits 3 on).
 ALERTING = frozenset({"disappeared", "degraded"})
 NEVER_CONCLUSIVE = Verdict.UNSTABLE.value
-NAMES_IN_SUBJECT = 5
+NAMES_IN_SUBJECT = 3
 
 
 @dataclass(frozen=True, slots=True)

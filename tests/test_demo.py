@@ -38,9 +38,7 @@ def test_demo_tells_the_story_and_leaves_a_repository(tmp_path: Path) -> None:
     assert subjects[0] == "demo: no change, 0 missing of 23 (2026-02-09)"
     assert subjects[1].startswith("demo: 15 disappeared, 2 degraded: youtube.com, web.whatsapp.com")
     assert subjects[1].endswith("(2026-02-10)")
-    assert subjects[2] == (
-        "demo: 4 restored: bbc.com, bbc.co.uk, dw.com, linkedin.com (2026-02-11)"
-    )
+    assert subjects[2] == ("demo: 4 restored: bbc.com, bbc.co.uk, dw.com, and 1 more (2026-02-11)")
     for name in DELETED:
         assert f"disappeared: {name} (present → missing)" in out
     assert f"degraded: {REFUSED} (present → failing)" in out
