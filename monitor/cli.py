@@ -207,7 +207,9 @@ def run(
     if push and no_commit:
         raise UsageError("--push and --no-commit cannot be used together")
     config = _config(ctx)
-    result = daily.run(config, repo=repo_dir, date=date, commit=not no_commit, push=push)
+    result = daily.run(
+        config, repo=repo_dir, date=date, commit=not no_commit, push=push, detail=as_json
+    )
     if summary_path is not None:
         with summary_path.open("a", encoding="utf-8") as summary:
             summary.write(run_summary(result))

@@ -99,7 +99,7 @@ class Resolver:
     ca_file: Path | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WatchedName:
     """A domain on the watchlist: its A-label, its Unicode form and an optional label."""
 

@@ -71,11 +71,13 @@ def run(
     commit: bool = True,
     push: bool = False,
     confirm_spacing: float = CONFIRM_SPACING,
+    detail: bool = False,
 ) -> RunResult:
     """Resolve the watchlist, write ``snapshots/<vantage>/``, and commit it with the events.
 
     Raises UsageError or RepoError before any query when the repository or date cannot work,
     and InconclusiveRun (nothing written) when too few resolvers are up to judge anything.
+    ``detail`` keeps every answer in the measurement (for ``--json``), at a memory cost.
     """
     if push and not commit:
         raise UsageError("--push needs a commit; drop --no-commit")
@@ -95,7 +97,7 @@ def run(
     base_files = gitstore.read_files(git_repo, base.sha, relative) if base is not None else {}
     previous = parse_snapshot(base_files)
 
-    measurement = measure(config, confirm_spacing=confirm_spacing)
+    measurement = measure(config, confirm_spacing=confirm_spacing, detail=detail)
     if measurement.inconclusive:
         raise InconclusiveRun(f"inconclusive run, nothing written: {measurement.inconclusive}")
 

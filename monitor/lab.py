@@ -116,6 +116,7 @@ def encode(message: dns.message.Message, request: Request) -> bytes:
 
     Over UDP the limit is 512 bytes, or the query's EDNS payload size when larger; a reply
     that does not fit is sent with TC set and empty answer, authority and additional sections.
+    Raises dns.exception.TooBig for a TCP reply over 65535 bytes.
     """
     if request.transport == "tcp":
         return message.to_wire(max_size=TCP_LIMIT)

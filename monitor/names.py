@@ -22,6 +22,9 @@ _DEVIATIONS = {"\u00df": "ß", "\u03c2": "ς", "\u200c": "ZWNJ", "\u200d": "ZWJ"
 _DOTS = ("\u3002", "\uff0e", "\uff61")
 _LDH_ = re.compile(r"[a-z0-9_-]+")
 _DIGITS_AND_DOTS = re.compile(r"[0-9.]+")
+_COMMENT = re.compile(r"(^|\s)#.*")
+_PLAIN_LABEL = r"(?!xn--)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_PLAIN_NAME = re.compile(rf"{_PLAIN_LABEL}(?:\.{_PLAIN_LABEL})*\.?")
 _MAX_NAME = 253
 # Controls, separators and surrogates never appear in a U-label (ZWNJ, a format char, may).
 _NOT_IN_LABELS = {"Cc", "Cs", "Zs", "Zl", "Zp"}
@@ -49,6 +52,11 @@ def to_alabel(text: str) -> str:
     """
     if not text:
         raise ValueError("empty name")
+    plain = _PLAIN_NAME.fullmatch(text)
+    if plain is not None and len(text) <= _MAX_NAME and not _DIGITS_AND_DOTS.fullmatch(text):
+        # The common case, fast at a million names: lowercase LDH labels of 1 to 63 octets
+        # that neither start nor end with a hyphen and are not xn-- labels.
+        return text.rstrip(".")
     if any(c.isspace() for c in text):
         raise ValueError("contains whitespace")
     if "://" in text:
@@ -124,6 +132,8 @@ def _label_to_unicode(ascii_label: str) -> str:
         round_trip != ascii_label[4:]
         or ulabel.isascii()
         or any(unicodedata.category(c) in _NOT_IN_LABELS for c in ulabel)
+        # Both IDNA versions map to lowercase NFC before encoding, so nothing else decodes.
+        or ulabel != unicodedata.normalize("NFC", ulabel.lower())
         or any(c.isascii() and not _LDH_.fullmatch(c) for c in ulabel)
     ):
         raise ValueError(f"label {ascii_label!r} is not a valid xn-- label")
@@ -190,7 +200,7 @@ def _read_plain(text: str) -> list[tuple[int, str]]:
     names: list[tuple[int, str]] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         # "#" opens a comment only at the start or after whitespace, so a URL's fragment stays.
-        line = re.sub(r"(^|\s)#.*", "", raw).strip()
+        line = _COMMENT.sub("", raw).strip() if "#" in raw else raw.strip()
         if not line:
             continue
         if "/" in line:

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
 import random
 import ssl
 import struct
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, NamedTuple, cast
 
-import dns.flags
-import dns.message
-import dns.name
-import dns.rcode
-import dns.rdataclass
 import dns.rdatatype
+
+from monitor.wire import MalformedReply, Question, Reading, query_wire, read_reply
 
 if TYPE_CHECKING:
     import httpx
@@ -36,8 +34,7 @@ EDNS_PAYLOAD = 1232
 MAX_CNAME_CHAIN = 16
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
+class Observation(NamedTuple):
     """What one resolver said about one name and record type."""
 
     resolver: str
@@ -46,45 +43,6 @@ class Observation:
     status: str
     answers: tuple[str, ...] = ()
     detail: str | None = None
-
-
-def classify(
-    reply: dns.message.Message, qname: dns.name.Name, rdtype: int
-) -> tuple[str, tuple[str, ...], str | None]:
-    """Return (status, answers, detail) for a reply already matched to its question."""
-    rcode = reply.rcode()
-    if rcode == dns.rcode.NXDOMAIN:
-        return "nxdomain", (), None
-    if rcode == dns.rcode.SERVFAIL:
-        return "servfail", (), None
-    if rcode == dns.rcode.REFUSED:
-        return "refused", (), None
-    if rcode != dns.rcode.NOERROR:
-        return "error", (), f"rcode {dns.rcode.to_text(rcode)}"
-    name = qname
-    seen = {name}
-    for _ in range(MAX_CNAME_CHAIN):
-        rrset = reply.get_rrset(
-            reply.answer, name, dns.rdataclass.IN, dns.rdatatype.RdataType.make(rdtype)
-        )
-        if rrset:
-            return "ok", tuple(sorted({rr.to_text() for rr in rrset})), None
-        cname = reply.get_rrset(reply.answer, name, dns.rdataclass.IN, dns.rdatatype.CNAME)
-        if not cname or rdtype == dns.rdatatype.CNAME:
-            break
-        name = cname[0].target
-        if name in seen:
-            return "error", (), "CNAME loop"
-        seen.add(name)
-    authority = {rrset.rdtype for rrset in reply.authority}
-    if (
-        not reply.answer
-        and dns.rdatatype.NS in authority
-        and dns.rdatatype.SOA not in authority
-        and not reply.flags & dns.flags.AA
-    ):
-        return "referral", (), None
-    return "nodata", (), None
 
 
 class _Timeout(Exception):
@@ -96,22 +54,12 @@ class _Failure(Exception):
 
 
 class _Pending:
-    __slots__ = ("future", "malformed", "qname", "rdtype")
+    __slots__ = ("future", "malformed", "question")
 
-    def __init__(
-        self, qname: dns.name.Name, rdtype: int, future: asyncio.Future[dns.message.Message]
-    ):
-        self.qname = qname
-        self.rdtype = rdtype
+    def __init__(self, question: Question, future: asyncio.Future[Reading]):
+        self.question = question
         self.future = future
         self.malformed: str | None = None
-
-
-def _matches(reply: dns.message.Message, qname: dns.name.Name, rdtype: int) -> bool:
-    if not reply.flags & dns.flags.QR or len(reply.question) != 1:
-        return False
-    q = reply.question[0]
-    return q.name == qname and q.rdtype == rdtype and q.rdclass == dns.rdataclass.IN
 
 
 class _Matcher:
@@ -124,12 +72,12 @@ class _Matcher:
     def __len__(self) -> int:
         return len(self.pending)
 
-    def register(self, qname: dns.name.Name, rdtype: int) -> tuple[int, _Pending]:
+    def register(self, question: Question) -> tuple[int, _Pending]:
         while True:
             qid = self._rng.getrandbits(16)
             if qid not in self.pending:
                 break
-        pending = _Pending(qname, rdtype, asyncio.get_running_loop().create_future())
+        pending = _Pending(question, asyncio.get_running_loop().create_future())
         self.pending[qid] = pending
         return qid, pending
 
@@ -146,15 +94,15 @@ class _Matcher:
         if pending is None or pending.future.done():
             return
         try:
-            reply = dns.message.from_wire(data)
-        except Exception as exc:  # dnspython raises many kinds on hostile input
+            reading = read_reply(data, pending.question)
+        except MalformedReply as exc:
             # Keep waiting: a forged or broken datagram must not hide the real answer.
-            pending.malformed = f"malformed reply: {type(exc).__name__}"
+            pending.malformed = f"malformed reply: {exc}"
             return
-        if not _matches(reply, pending.qname, pending.rdtype):
+        if reading is None:
             return
         del self.pending[qid]
-        pending.future.set_result(reply)
+        pending.future.set_result(reading)
 
     def fail_all(self, reason: str) -> None:
         for pending in self.pending.values():
@@ -163,9 +111,7 @@ class _Matcher:
         self.pending.clear()
 
 
-async def _await_reply(
-    matcher: _Matcher, qid: int, pending: _Pending, timeout: float
-) -> dns.message.Message:
+async def _await_reply(matcher: _Matcher, qid: int, pending: _Pending, timeout: float) -> Reading:
     loop = asyncio.get_running_loop()
 
     def expire() -> None:
@@ -224,9 +170,7 @@ class _UdpClient:
             )
             self._sockets.append(protocol)
 
-    async def exchange(
-        self, template: bytes, qname: dns.name.Name, rdtype: int, timeout: float
-    ) -> dns.message.Message:
+    async def exchange(self, template: bytes, question: Question, timeout: float) -> Reading:
         if not self._sockets:
             try:
                 await self._open()
@@ -237,7 +181,7 @@ class _UdpClient:
         matcher = protocol.matcher
         if len(matcher) >= self.MAX_IN_FLIGHT:
             raise _Failure("too many queries in flight")
-        qid, pending = matcher.register(qname, rdtype)
+        qid, pending = matcher.register(question)
         assert protocol.transport is not None
         protocol.transport.sendto(_with_id(template, qid))
         return await _await_reply(matcher, qid, pending, timeout)
@@ -307,11 +251,9 @@ class _StreamClient:
             writer.close()
             self._matcher.fail_all(reason)
 
-    async def exchange(
-        self, template: bytes, qname: dns.name.Name, rdtype: int, timeout: float
-    ) -> dns.message.Message:
+    async def exchange(self, template: bytes, question: Question, timeout: float) -> Reading:
         writer = await self._connect(timeout)
-        qid, pending = self._matcher.register(qname, rdtype)
+        qid, pending = self._matcher.register(question)
         wire = _with_id(template, qid)
         writer.write(struct.pack("!H", len(wire)) + wire)
         return await _await_reply(self._matcher, qid, pending, timeout)
@@ -356,9 +298,7 @@ class _DohClient:
         )
         self._errors: tuple[type[Exception], ...] = (httpx.HTTPError, OSError, ssl.SSLError)
 
-    async def exchange(
-        self, template: bytes, qname: dns.name.Name, rdtype: int, timeout: float
-    ) -> dns.message.Message:
+    async def exchange(self, template: bytes, question: Question, timeout: float) -> Reading:
         try:
             response = await asyncio.wait_for(
                 self._client.post(
@@ -373,12 +313,12 @@ class _DohClient:
         if response.status_code != 200:
             raise _Failure(f"HTTP status {response.status_code}")
         try:
-            reply = dns.message.from_wire(response.content)
-        except Exception as exc:
-            raise _Failure(f"malformed reply: {type(exc).__name__}") from None
-        if not _matches(reply, qname, rdtype):
+            reading = read_reply(response.content, question)
+        except MalformedReply as exc:
+            raise _Failure(f"malformed reply: {exc}") from None
+        if reading is None:
             raise _Failure("reply for another question")
-        return reply
+        return reading
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -444,51 +384,47 @@ class ResolverClient:
                 address, resolver.port, rng, ssl_context_for(resolver), resolver.server_name
             )
 
-    def template(self, qname: dns.name.Name, rdtype: int) -> bytes:
-        """Return the query's wire form with ID 0 (DoH sends it so; the others patch an ID in)."""
-        query = dns.message.make_query(
-            qname, dns.rdatatype.RdataType.make(rdtype), use_edns=0, payload=EDNS_PAYLOAD
-        )
-        query.id = 0
-        if not self._rd:
-            query.flags &= ~dns.flags.RD
-        return query.to_wire()
-
     async def ask(self, domain: str, rdtype_text: str) -> Observation:
         """Return the observation for one name and type, after up to ``attempts`` tries."""
-        qname = dns.name.from_text(domain)
-        rdtype = dns.rdatatype.from_text(rdtype_text)
-        template = self.template(qname, rdtype)
+        question = Question.of(domain, _rdtype_code(rdtype_text))
+        template = query_wire(question, recursion=self._rd, payload=EDNS_PAYLOAD)
         status, detail = "timeout", None
         for _ in range(self.attempts):
             await self.pacer.wait()
             self.sent += 1
             try:
-                reply = await self._exchange(template, qname, rdtype)
+                reading = await self._exchange(template, question)
             except _Timeout:
                 status, detail = "timeout", None
                 continue
             except _Failure as exc:
                 status, detail = "error", str(exc)
                 continue
-            status, answers, detail = classify(reply, qname, rdtype)
-            return Observation(self.resolver.name, domain, rdtype_text, status, answers, detail)
+            if reading.truncated:
+                status, detail = "error", "truncated reply over a stream"
+                continue
+            return Observation(
+                self.resolver.name,
+                domain,
+                rdtype_text,
+                reading.status,
+                reading.answers,
+                reading.detail,
+            )
         return Observation(self.resolver.name, domain, rdtype_text, status, (), detail)
 
-    async def _exchange(
-        self, template: bytes, qname: dns.name.Name, rdtype: int
-    ) -> dns.message.Message:
+    async def _exchange(self, template: bytes, question: Question) -> Reading:
         if self._doh is not None:
-            return await self._doh.exchange(template, qname, rdtype, self.timeout)
+            return await self._doh.exchange(template, question, self.timeout)
         assert self._stream is not None
         if self._udp is None:
-            return await self._stream.exchange(template, qname, rdtype, self.timeout)
-        reply = await self._udp.exchange(template, qname, rdtype, self.timeout)
-        if reply.flags & dns.flags.TC:
+            return await self._stream.exchange(template, question, self.timeout)
+        reading = await self._udp.exchange(template, question, self.timeout)
+        if reading.truncated:
             await self.pacer.wait()
             self.sent += 1
-            reply = await self._stream.exchange(template, qname, rdtype, self.timeout)
-        return reply
+            reading = await self._stream.exchange(template, question, self.timeout)
+        return reading
 
     async def close(self) -> None:
         for client in (self._udp, self._stream, self._doh):
@@ -497,6 +433,11 @@ class ResolverClient:
 
 
 Job = tuple[str, str]  # (domain as A-label, record type)
+
+
+@functools.cache
+def _rdtype_code(text: str) -> int:
+    return int(dns.rdatatype.from_text(text))
 
 
 class Engine:
@@ -531,23 +472,27 @@ class Engine:
 
     async def observe(
         self,
-        jobs: Mapping[str, Iterable[Job]],
-        sink: Callable[[Observation], None],
+        resolvers: Sequence[str],
+        domains: Sequence[str],
+        rdtypes: Sequence[str],
+        sink: Callable[[int, Observation], None],
     ) -> None:
-        """Ask each named resolver its jobs, many in flight at once; results go to ``sink``."""
+        """Ask each resolver every domain for every type, many queries in flight at once.
 
-        async def worker(client: ResolverClient, queue: Iterator[Job]) -> None:
-            for domain, rdtype in queue:
-                sink(await client.ask(domain, rdtype))
+        Each observation goes to ``sink`` with its index in the domain-major order
+        (``domain_index * len(rdtypes) + type_index``), as soon as it is known.
+        """
+        size = len(domains) * len(rdtypes)
+
+        async def worker(client: ResolverClient, queue: Iterator[tuple[int, Job]]) -> None:
+            for index, (domain, rdtype) in queue:
+                sink(index, await client.ask(domain, rdtype))
 
         tasks = []
-        for name, resolver_jobs in jobs.items():
+        for name in resolvers:
             client = self.clients[name]
-            workers = self.concurrency
-            if isinstance(resolver_jobs, Sized):
-                workers = min(workers, len(resolver_jobs))
-            queue = iter(resolver_jobs)
-            for _ in range(workers):
+            queue = enumerate(itertools.product(domains, rdtypes))
+            for _ in range(min(self.concurrency, size)):
                 tasks.append(asyncio.create_task(worker(client, queue)))
         try:
             await asyncio.gather(*tasks)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from monitor.probe import Observation
+from monitor.probe import STATUSES, Observation
 
 
 class State(StrEnum):
@@ -58,60 +59,62 @@ _TABLE: dict[tuple[str, str], Verdict] = {
     ("absent", "split"): Verdict.GONE,
 }
 
-_EXISTS_STATUSES = frozenset({"ok", "nodata"})
+# A reply, compacted for a million names: the status's index in STATUSES, plus a flag when an
+# answer address looks like tampering (a bogon or a stub address).
+STATUS_CODE = {status: code for code, status in enumerate(STATUSES)}
+SUSPICIOUS = 0x10
+NOT_ASKED = 0xFF
+_EXISTS_CODES = frozenset({STATUS_CODE["ok"], STATUS_CODE["nodata"]})
+_EXISTS_AUTHORITATIVE = _EXISTS_CODES | {STATUS_CODE["referral"]}
+_NXDOMAIN = STATUS_CODE["nxdomain"]
+
+
+def code_of(observation: Observation, *, bogons: bool, stub_addresses: Collection[str]) -> int:
+    """Return an observation's compact code: its status, flagged when an answer is suspicious."""
+    code = STATUS_CODE[observation.status]
+    if observation.rdtype in ("A", "AAAA") and any(
+        is_suspicious(a, bogons=bogons, stub_addresses=stub_addresses) for a in observation.answers
+    ):
+        code |= SUSPICIOUS
+    return code
+
+
+def state_of(codes: Sequence[int], *, authoritative: bool = False) -> State:
+    """Return EXISTS, ABSENT or FAILED for one resolver's codes (one per record type)."""
+    exists = _EXISTS_AUTHORITATIVE if authoritative else _EXISTS_CODES
+    statuses = {c & 0x0F for c in codes}
+    if statuses & exists:
+        return State.EXISTS
+    if _NXDOMAIN in statuses:
+        return State.ABSENT
+    return State.FAILED
 
 
 def resolver_state(observations: Sequence[Observation], *, authoritative: bool = False) -> State:
     """Return EXISTS, ABSENT or FAILED for one resolver's observations of one domain.
 
-    Tampering is decided separately (:func:`is_tampered`), because it needs the controls' answers.
+    Tampering is decided separately, because it needs the controls' answers.
     """
-    exists = _EXISTS_STATUSES | {"referral"} if authoritative else _EXISTS_STATUSES
-    statuses = {o.status for o in observations}
-    if statuses & exists:
-        return State.EXISTS
-    if "nxdomain" in statuses:
-        return State.ABSENT
-    return State.FAILED
+    return state_of([STATUS_CODE[o.status] for o in observations], authoritative=authoritative)
 
 
 def is_suspicious(address: str, *, bogons: bool, stub_addresses: Collection[str]) -> bool:
     """Return whether an answer address looks like tampering: a stub, or (if asked) a bogon."""
+    if address in stub_addresses:
+        return True
+    return bogons and is_bogon(address)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def is_bogon(address: str) -> bool:
+    """Return whether an address is outside globally routable unicast space."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    if str(ip) in stub_addresses:
-        return True
-    if not bogons:
-        return False
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return not ip.is_global or ip.is_multicast
-
-
-def is_tampered(
-    observations: Sequence[Observation],
-    control_observations: Sequence[Observation],
-    *,
-    bogons: bool,
-    stub_addresses: Collection[str],
-) -> bool:
-    """Return whether a national resolver's answers hold a bogon or stub address no control gave.
-
-    Only addresses count (A and AAAA answers); when any control answer is itself suspicious the
-    name legitimately points there and nothing is tampered.
-    """
-
-    def suspicious(obs: Sequence[Observation]) -> bool:
-        return any(
-            is_suspicious(a, bogons=bogons, stub_addresses=stub_addresses)
-            for o in obs
-            if o.status == "ok" and o.rdtype in ("A", "AAAA")
-            for a in o.answers
-        )
-
-    return suspicious(observations) and not suspicious(control_observations)
 
 
 def judge_controls(states: Sequence[State], min_controls: int) -> str:
@@ -161,6 +164,39 @@ class Panel:
     authoritative: frozenset[str] = frozenset()
 
 
+def judge_codes(
+    by_resolver: Mapping[str, Sequence[int]], panel: Panel, *, min_controls: int
+) -> Verdict:
+    """Return the verdict on one domain from its codes (one per record type), keyed by resolver.
+
+    Resolvers missing from ``by_resolver`` (down, or not asked) are left out of their group. A
+    national resolver that EXISTS with a suspicious answer is TAMPERED, unless some control's
+    answer is suspicious too (then the name really points there).
+    """
+    control_states = []
+    controls_suspicious = False
+    for name in panel.control:
+        codes = by_resolver.get(name)
+        if codes is None:
+            continue
+        control_states.append(state_of(codes, authoritative=name in panel.authoritative))
+        controls_suspicious = controls_suspicious or any(c & SUSPICIOUS for c in codes)
+    national_states = []
+    for name in panel.national:
+        codes = by_resolver.get(name)
+        if codes is None:
+            continue
+        state = state_of(codes, authoritative=name in panel.authoritative)
+        if (
+            state is State.EXISTS
+            and not controls_suspicious
+            and any(c & SUSPICIOUS and c & 0x0F == 0 for c in codes)
+        ):
+            state = State.TAMPERED
+        national_states.append(state)
+    return decide(judge_controls(control_states, min_controls), judge_nationals(national_states))
+
+
 def judge(
     by_resolver: Mapping[str, Sequence[Observation]],
     panel: Panel,
@@ -169,28 +205,17 @@ def judge(
     bogons: bool,
     stub_addresses: Collection[str],
 ) -> Verdict:
-    """Return the verdict on one domain from its observations, keyed by resolver name.
+    """Return the verdict on one domain from its observations, keyed by resolver name."""
+    codes = {
+        name: [code_of(o, bogons=bogons, stub_addresses=stub_addresses) for o in observations]
+        for name, observations in by_resolver.items()
+    }
+    return judge_codes(codes, panel, min_controls=min_controls)
 
-    Resolvers missing from ``by_resolver`` (down, or not asked) are left out of their group.
-    """
-    control_obs = [o for name in panel.control for o in by_resolver.get(name, ())]
-    control_states = [
-        resolver_state(by_resolver[name], authoritative=name in panel.authoritative)
-        for name in panel.control
-        if name in by_resolver
-    ]
-    national_states = []
-    for name in panel.national:
-        if name not in by_resolver:
-            continue
-        obs = by_resolver[name]
-        state = resolver_state(obs, authoritative=name in panel.authoritative)
-        if state is State.EXISTS and is_tampered(
-            obs, control_obs, bogons=bogons, stub_addresses=stub_addresses
-        ):
-            state = State.TAMPERED
-        national_states.append(state)
-    return decide(judge_controls(control_states, min_controls), judge_nationals(national_states))
+
+def most_telling_code(codes: Sequence[int]) -> str:
+    """Return the status shown in a snapshot line, from a resolver's codes."""
+    return most_telling([STATUSES[c & 0x0F] for c in codes if c != NOT_ASKED])
 
 
 def most_telling(statuses: Sequence[str]) -> str:

@@ -310,14 +310,91 @@ class DNSLab:
         upstream defaults to the last NSD started. Raises MissingBinaryError, or LabError
         with the tail of unbound's log.
         """
-        unbound = find_binary("unbound")
-        if unbound is None:
+        if find_binary("unbound") is None:
             raise MissingBinaryError(INSTALL_HINT)
-        root = upstream or self._nsd
-        if root is None:
+        if (upstream or self._nsd) is None:
             raise LabError("start NSD before unbound, or pass upstream")
         directory = self._server_dir(name)
-        address = next_address()
+        return self._run_unbound(
+            name,
+            directory,
+            next_address(),
+            None,
+            local_zones=local_zones,
+            local_data=local_data,
+            tls=tls,
+            https=https,
+            extra=extra,
+            upstream=upstream,
+            start_timeout=start_timeout,
+        )
+
+    def restart_unbound(
+        self,
+        endpoint: Endpoint,
+        *,
+        local_zones: dict[str, str] | None = None,
+        local_data: list[str] | None = None,
+        tls: bool = False,
+        https: bool = False,
+        extra: str = "",
+        upstream: Endpoint | None = None,
+        start_timeout: float = 30.0,
+    ) -> Endpoint:
+        """Stop the unbound at ``endpoint`` (if it still runs) and start it again with new settings.
+
+        The new server listens on the same address and port (and the same tls/https ports where
+        the old one had them), so a config that points at it keeps working; the keyword
+        arguments are those of start_unbound and replace the old ones entirely. Returns the new
+        endpoint. Raises LabError when ``endpoint`` is no unbound of this lab or a port stays
+        taken, MissingBinaryError when unbound is missing.
+        """
+        if find_binary("unbound") is None:
+            raise MissingBinaryError(INSTALL_HINT)
+        if (upstream or self._nsd) is None:
+            raise LabError("start NSD before unbound, or pass upstream")
+        directory = self.work_dir / endpoint.name
+        if endpoint.name not in self._names or not (directory / "unbound.conf").is_file():
+            raise LabError(f"{endpoint.name!r} is not an unbound server of this lab")
+        for server in list(self._servers):
+            ep = server.endpoint
+            if ep.name == endpoint.name and ep.address == endpoint.address:
+                self.stop_server(ep)
+        ports = (endpoint.port, endpoint.tls_port, endpoint.https_port)
+        return self._run_unbound(
+            endpoint.name,
+            directory,
+            endpoint.address,
+            ports,
+            local_zones=local_zones,
+            local_data=local_data,
+            tls=tls,
+            https=https,
+            extra=extra,
+            upstream=upstream,
+            start_timeout=start_timeout,
+        )
+
+    def _run_unbound(
+        self,
+        name: str,
+        directory: Path,
+        address: str,
+        ports: tuple[int, int | None, int | None] | None,
+        *,
+        local_zones: dict[str, str] | None,
+        local_data: list[str] | None,
+        tls: bool,
+        https: bool,
+        extra: str,
+        upstream: Endpoint | None,
+        start_timeout: float,
+    ) -> Endpoint:
+        """Write the config of an unbound in ``directory`` and launch it (``ports``: fixed)."""
+        unbound = find_binary("unbound")
+        root = upstream or self._nsd
+        if unbound is None or root is None:
+            raise LabError("unbound needs its binary and a root to query")
         log = directory / "unbound.log"
         ca_file: Path | None = None
         cert: tuple[Path, Path] | None = None
@@ -397,6 +474,7 @@ class DNSLab:
             start_timeout,
             authoritative=False,
             ca_file=ca_file,
+            fixed_ports=ports,
         )
 
     # --- stopping --------------------------------------------------------------------------
@@ -439,18 +517,27 @@ class DNSLab:
         *,
         authoritative: bool,
         ca_file: Path | None = None,
+        fixed_ports: tuple[int, int | None, int | None] | None = None,
     ) -> Endpoint:
         output = directory / "output.log"
         last_error: LabError | None = None
         # A probed port can be taken by someone else before the server binds it: retry then.
-        for _ in range(3):
-            port = free_port(address)
+        # A fixed port (a restart) is retried as it is, for a while: the old server's sockets
+        # may take a moment to go.
+        for _ in range(3 if fixed_ports is None else 25):
             ports: dict[str, int | None] = {"tls": None, "https": None}
-            taken = [port]
-            for kind in extra_ports:
-                extra_port = free_port(address, taken=taken)
-                ports[kind] = extra_port
-                taken.append(extra_port)
+            if fixed_ports is None:
+                port = free_port(address)
+            else:
+                port, ports["tls"], ports["https"] = fixed_ports
+            taken = [p for p in (port, ports["tls"], ports["https"]) if p is not None]
+            for kind in ("tls", "https"):
+                if kind not in extra_ports:
+                    ports[kind] = None
+                elif ports[kind] is None:
+                    extra_port = free_port(address, taken=taken)
+                    ports[kind] = extra_port
+                    taken.append(extra_port)
             argv = configure(port, ports["tls"], ports["https"])
             with output.open("ab") as out:
                 process = subprocess.Popen(
@@ -481,6 +568,8 @@ class DNSLab:
                 last_error = error
                 if "in use" not in str(error):
                     raise
+                if fixed_ports is not None:
+                    time.sleep(0.2)
         assert last_error is not None
         raise last_error
 

@@ -7,7 +7,6 @@ import pytest
 from monitor.changes import Event, advance, commit_message, compare, event_for
 from monitor.config import WatchedName
 from monitor.measure import DomainResult
-from monitor.probe import Observation
 from monitor.snapshot import Entry
 from monitor.verdict import Verdict
 
@@ -40,11 +39,8 @@ def test_event_for(before: str, after: str, event: str | None) -> None:
 
 
 def result(domain: str, verdict: str, status: str = "ok") -> DomainResult:
-    obs = {
-        "nsdi-a": (Observation("nsdi-a", domain, "A", status),),
-        "google": (Observation("google", domain, "A", "ok", ("93.184.216.34",)),),
-    }
-    return DomainResult(WatchedName(domain, domain, None), Verdict(verdict), obs)
+    name = WatchedName(domain, domain, None)
+    return DomainResult(name, Verdict(verdict), tuple(RESOLVERS), (status, "ok"))
 
 
 def entry(domain: str, verdict: str, since: str, today: str | None = None) -> Entry:

@@ -815,16 +815,22 @@ RESOLVER_KEYS = st.sampled_from(
 )
 
 
+SOME_VALUE = st.sampled_from(
+    ["udp", "tcp", "dot", "doh", "https://x.example/q", "192.0.2.9", "x", "recursive", 53, 0.5]
+)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
-    st.dictionaries(KEYS, VALUES, max_size=6),
-    st.dictionaries(RESOLVER_KEYS, VALUES, max_size=9),
+    st.dictionaries(KEYS, VALUES, max_size=3),
+    st.none() | st.dictionaries(RESOLVER_KEYS, SOME_VALUE | VALUES, max_size=9),
 )
 def test_random_settings_over_a_valid_base_give_config_or_config_error(
-    changes: dict[str, Any], extra_resolver: dict[str, Any]
+    changes: dict[str, Any], extra_resolver: dict[str, Any] | None
 ) -> None:
     settings_ = yaml.safe_load(BASE)
-    settings_["resolvers"]["control"].append(extra_resolver)
+    if extra_resolver is not None:
+        settings_["resolvers"]["control"].append(extra_resolver)
     settings_.update(changes)
     text = yaml.safe_dump(settings_, allow_unicode=True)
     assert isinstance(outcome(text), Config | ConfigError)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -15,8 +14,10 @@ import yaml
 from monitor.demo import BLOCK_PAGE, DELETED, FILTERED, REFUSED, RETURNING, VANTAGE
 
 
-def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
+def run_demo(*args: str, tmpdir: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "REGISTRY_MONITOR_CONFIG"}
+    if tmpdir is not None:
+        env["TMPDIR"] = str(tmpdir)
     return subprocess.run(
         [sys.executable, "-m", "monitor", "demo", *args],
         capture_output=True,
@@ -67,13 +68,11 @@ def test_demo_tells_the_story_and_leaves_a_repository(tmp_path: Path) -> None:
     assert snapshot["xn--e1ajeds9e.xn--p1ai"]["verdict"] == "present"
 
 
-def test_demo_in_a_temporary_directory_leaves_nothing_behind() -> None:
-    temp = Path(tempfile.gettempdir())
-    before = set(temp.glob("registry-monitor-demo-*"))
-    result = run_demo()
+def test_demo_in_a_temporary_directory_leaves_nothing_behind(tmp_path: Path) -> None:
+    result = run_demo(tmpdir=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Done." in result.stdout
-    assert set(temp.glob("registry-monitor-demo-*")) == before
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_demo_in_process_stops_its_responders() -> None:

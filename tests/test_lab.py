@@ -50,12 +50,15 @@ RECORDS = {
     ("loop-b.example", "CNAME"): ["loop-a.example"],
 }
 
-NATIONAL = dict(
-    nxdomain={"bbc.com", "www.youtube.com"},
-    refuse={"dw.com"},
-    servfail={"meduza.io"},
-    redirect={"youtube.com": "95.167.13.50"},
-)
+
+def national(world: World) -> World:
+    """The national resolver's view of the same table: deletions, refusals, a block page."""
+    return world.variant(
+        nxdomain={"bbc.com", "www.youtube.com"},
+        refuse={"dw.com"},
+        servfail={"meduza.io"},
+        redirect={"youtube.com": "95.167.13.50"},
+    )
 
 
 def query(responder: Responder, name: str, rdtype: str, transport: str) -> dns.message.Message:
@@ -88,7 +91,7 @@ def world() -> World:
 def lab(world: World) -> Iterator[Lab]:
     handlers = {
         "control": world,
-        "national": world.variant(**NATIONAL),
+        "national": national(world),
         "auth": world.variant(authoritative=True),
         "auth-deleg": World(
             RECORDS, authoritative=True, delegations={"youtube.com": ["ns1.nic.example"]}

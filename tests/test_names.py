@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.names import (
     WatchlistFileError,
@@ -75,6 +77,8 @@ def test_to_alabel_accepts(text: str, alabel: str, display: str | None) -> None:
         ("xn--zz.com", "label 'xn--zz' is not a valid xn-- label"),
         ("xn--www-.com", "label 'xn--www-' is not a valid xn-- label"),
         ("xn--.com", "label 'xn--' is not a valid xn-- label"),
+        # Punycode for "Ü": a U-label is lowercase, so this is no valid A-label.
+        ("xn--wca.com", "label 'xn--wca' is not a valid xn-- label"),
         ("aא.com", "label 'aא' is not valid IDNA (Violation of BIDI requirement 2)"),
         ("a" * 64 + ".com", "label longer than 63 octets"),
         ("ü" * 64 + ".com", "label longer than 63 octets"),
@@ -206,3 +210,19 @@ def test_read_watchlist_file_refuses(tmp_path: Path, content: str, line: int, re
     with pytest.raises(WatchlistFileError) as caught:
         read_watchlist_file(path)
     assert (caught.value.line, str(caught.value)) == (line, reason)
+
+
+NAME_PIECES = st.sampled_from([*"abz09-_.ü кр。ßА:/@\\!", "xn--", "xn--p1ai", "."])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=30) | st.lists(NAME_PIECES, max_size=30).map("".join))
+def test_to_alabel_refuses_with_value_error_or_gives_a_stable_alabel(text: str) -> None:
+    try:
+        alabel = to_alabel(text)
+    except ValueError:
+        return
+    assert alabel.isascii()
+    assert alabel == alabel.lower()
+    assert to_alabel(alabel) == alabel
+    assert to_display(alabel).lower() == to_display(alabel)

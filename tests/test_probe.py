@@ -16,7 +16,8 @@ import pytest
 
 from monitor.config import Resolver
 from monitor.lab import Delayed, Request, Responder, World
-from monitor.probe import Engine, Observation, Pacer, classify
+from monitor.probe import Engine, Observation, Pacer
+from monitor.wire import classify
 
 RECORDS = {
     ("example.org", "A"): ["93.184.216.34"],
@@ -44,19 +45,23 @@ def resolver(
 
 
 def ask(
-    res: Resolver, jobs: list[tuple[str, str]], timeout: float = 0.5, attempts: int = 2
+    res: Resolver,
+    domains: list[str],
+    rdtypes: tuple[str, ...] = ("A",),
+    timeout: float = 0.5,
+    attempts: int = 2,
 ) -> list[Observation]:
     async def go() -> list[Observation]:
-        seen: list[Observation] = []
+        seen: dict[int, Observation] = {}
         async with Engine([res], timeout=timeout, attempts=attempts) as engine:
-            await engine.observe({res.name: jobs}, seen.append)
-        return seen
+            await engine.observe([res.name], domains, rdtypes, seen.__setitem__)
+        return [seen[i] for i in sorted(seen)]
 
     return asyncio.run(go())
 
 
 def one(res: Resolver, name: str, rdtype: str = "A", **kw: float) -> Observation:
-    (observation,) = ask(res, [(name, rdtype)], **kw)  # type: ignore[arg-type]
+    (observation,) = ask(res, [name], (rdtype,), **kw)  # type: ignore[arg-type]
     return observation
 
 
@@ -221,9 +226,9 @@ def test_referral_and_authoritative_mode(serve: Callable[..., Responder]) -> Non
 def test_many_queries_are_in_flight_at_once(serve: Callable[..., Responder]) -> None:
     world = World(RECORDS)
     responder = serve(lambda request: Delayed(0.3, world(request)))
-    jobs = [(f"n{i}.example.org", "A") for i in range(200)]
+    names = [f"n{i}.example.org" for i in range(200)]
     started = time.monotonic()
-    observations = ask(resolver(responder), jobs, timeout=2.0)
+    observations = ask(resolver(responder), names, timeout=2.0)
     assert len(observations) == 200 and {o.status for o in observations} == {"nxdomain"}
     assert time.monotonic() - started < 1.5  # not 200 x 0.3 s one after another
 
@@ -231,18 +236,18 @@ def test_many_queries_are_in_flight_at_once(serve: Callable[..., Responder]) -> 
 def test_tcp_pipelines_on_one_connection(serve: Callable[..., Responder]) -> None:
     world = World(RECORDS)
     responder = serve(lambda request: Delayed(0.2, world(request)))
-    jobs = [("example.org", "A"), ("example.org", "AAAA"), ("alias.example.org", "A")] * 10
+    names = ["example.org", "alias.example.org"] * 10
     started = time.monotonic()
-    observations = ask(resolver(responder, "tcp"), jobs, timeout=2.0)
-    assert sorted({o.status for o in observations}) == ["nodata", "ok"]
+    observations = ask(resolver(responder, "tcp"), names, ("A", "AAAA"), timeout=2.0)
+    assert len(observations) == 40
+    assert [o.status for o in observations[:4]] == ["ok", "nodata", "ok", "nodata"]
     assert time.monotonic() - started < 1.5
 
 
 def test_pacer_spaces_sends_to_the_rate(serve: Callable[..., Responder]) -> None:
     responder = serve(World(RECORDS))
-    jobs = [("example.org", "A")] * 40
     started = time.monotonic()
-    ask(resolver(responder, rate=100), jobs)
+    ask(resolver(responder, rate=100), ["example.org"] * 40)
     elapsed = time.monotonic() - started
     assert elapsed >= 0.38  # 40 queries at 100 a second: the first at once, the last at 0.39 s
 

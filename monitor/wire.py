@@ -1,0 +1,261 @@
+"""DNS messages on the wire, the hot path: build queries and read replies without dnspython.
+
+At a million names every microsecond per query counts, so A and AAAA replies are read here
+directly (RFC 1035 section 4): the header, the question, the answer chain and the types in the
+authority section. Anything else, and any other record type, goes to dnspython. Hostile input
+raises :class:`MalformedReply`, never anything else.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import NamedTuple
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+
+A, NS, CNAME, SOA, AAAA = 1, 2, 5, 6, 28
+CLASS_IN = 1
+FAST_TYPES = frozenset({A, AAAA})
+
+_HEADER = struct.Struct("!HHHHHH")
+_RR = struct.Struct("!HHIH")
+_QTAIL = struct.Struct("!HH")
+_FLAG_QR = 0x8000
+_FLAG_AA = 0x0400
+_FLAG_TC = 0x0200
+_FLAG_RD = 0x0100
+_RCODES = {0: "noerror", 2: "servfail", 3: "nxdomain", 5: "refused"}
+_MAX_CHAIN = 16
+_MAX_POINTERS = 64
+
+
+class MalformedReply(Exception):
+    """The reply does not parse as a DNS message."""
+
+
+class Question(NamedTuple):
+    """One question: the name in lowercase uncompressed wire form, and the type."""
+
+    wire: bytes
+    rdtype: int
+
+    @classmethod
+    def of(cls, domain: str, rdtype: int) -> Question:
+        """Return the question for an A-label domain (no final dot) and a type code."""
+        labels = domain.lower().encode("ascii").split(b".") if domain else []
+        parts = []
+        for label in labels:
+            if not 0 < len(label) < 64:
+                raise ValueError(f"bad label in {domain!r}")
+            parts.append(bytes((len(label),)) + label)
+        wire = b"".join(parts) + b"\0"
+        if len(wire) > 255:
+            raise ValueError(f"name too long: {domain!r}")
+        return cls(wire, rdtype)
+
+
+class Reading(NamedTuple):
+    """What a reply said: a status, the answers (sorted), a detail, and whether TC was set."""
+
+    status: str
+    answers: tuple[str, ...] = ()
+    detail: str | None = None
+    truncated: bool = False
+
+
+def query_wire(question: Question, *, recursion: bool = True, payload: int = 1232) -> bytes:
+    """Return a query with ID 0 (patch the first two bytes) and an EDNS0 OPT record."""
+    header = _HEADER.pack(0, _FLAG_RD if recursion else 0, 1, 0, 0, 1)
+    opt = b"\0" + struct.pack("!HHIH", 41, payload, 0, 0)
+    return header + question.wire + _QTAIL.pack(question.rdtype, CLASS_IN) + opt
+
+
+def read_reply(data: bytes, question: Question) -> Reading | None:
+    """Return what a reply says about ``question``, or None when it answers another question.
+
+    A reply that is not a response (QR clear), or whose question differs, is not believed:
+    None. Raises MalformedReply for one that does not parse.
+    """
+    if len(data) < 12:
+        raise MalformedReply("shorter than a header")
+    _, flags, qdcount, ancount, nscount, _ = _HEADER.unpack_from(data)
+    if not flags & _FLAG_QR or qdcount != 1:
+        return None
+    qlen = len(question.wire)
+    end = 12 + qlen
+    if data[12:end].lower() != question.wire or len(data) < end + 4:
+        # A compressed or odd question: let the full parser decide.
+        return _read_with_dnspython(data, question)
+    qtype, qclass = _QTAIL.unpack_from(data, end)
+    if qtype != question.rdtype or qclass != CLASS_IN:
+        return None
+    if flags & _FLAG_TC:
+        return Reading("truncated", truncated=True)
+    if question.rdtype not in FAST_TYPES:
+        return _read_with_dnspython(data, question)
+    rcode = flags & 0xF
+    status = _RCODES.get(rcode)
+    if status is None:
+        # Other rcodes (and extended ones) are rare: dnspython names them.
+        return _read_with_dnspython(data, question)
+    if status != "noerror":
+        return Reading(status)
+    try:
+        return _read_noerror(data, end + 4, ancount, nscount, flags, question)
+    except (IndexError, struct.error) as exc:
+        raise MalformedReply(f"truncated record: {type(exc).__name__}") from None
+
+
+def _name_at(data: bytes, offset: int) -> tuple[bytes, int]:
+    """Return the name at ``offset`` (lowercase, uncompressed wire form) and the offset after it."""
+    parts = []
+    after = -1
+    pointers = 0
+    size = len(data)
+    while True:
+        length = data[offset]
+        if length == 0:
+            offset += 1
+            break
+        if length >= 0xC0:
+            if after < 0:
+                after = offset + 2
+            offset = ((length & 0x3F) << 8) | data[offset + 1]
+            pointers += 1
+            if pointers > _MAX_POINTERS:
+                raise MalformedReply("compression loop")
+            continue
+        if length > 63:
+            raise MalformedReply("unknown label type")
+        stop = offset + 1 + length
+        if stop > size:
+            raise MalformedReply("label runs past the end")
+        parts.append(data[offset:stop])
+        offset = stop
+    name = b"".join(parts).lower() + b"\0"
+    if len(name) > 255:
+        raise MalformedReply("name too long")
+    return name, after if after >= 0 else offset
+
+
+def _read_noerror(
+    data: bytes, offset: int, ancount: int, nscount: int, flags: int, question: Question
+) -> Reading:
+    size = len(data)
+    records: dict[bytes, list[bytes]] = {}
+    cnames: dict[bytes, bytes] = {}
+    for _ in range(ancount):
+        owner, offset = _name_at(data, offset)
+        rtype, rclass, _, rdlength = _RR.unpack_from(data, offset)
+        offset += 10
+        rdata_end = offset + rdlength
+        if rdata_end > size:
+            raise MalformedReply("record data runs past the end")
+        if rclass == CLASS_IN:
+            if rtype == question.rdtype:
+                if rdlength != (4 if rtype == A else 16):
+                    raise MalformedReply("bad address length")
+                records.setdefault(owner, []).append(data[offset:rdata_end])
+            elif rtype == CNAME:
+                target, stop = _name_at(data, offset)
+                if stop > rdata_end:
+                    raise MalformedReply("CNAME runs past its data")
+                cnames.setdefault(owner, target)
+        offset = rdata_end
+    name = question.wire
+    seen = {name}
+    for _ in range(_MAX_CHAIN):
+        found = records.get(name)
+        if found:
+            family = socket.AF_INET if question.rdtype == A else socket.AF_INET6
+            return Reading("ok", tuple(sorted({socket.inet_ntop(family, r) for r in found})))
+        alias = cnames.get(name)
+        if alias is None:
+            break
+        if alias in seen:
+            return Reading("error", detail="CNAME loop")
+        seen.add(alias)
+        name = alias
+    if ancount == 0 and not flags & _FLAG_AA and nscount:
+        kinds = set()
+        for _ in range(nscount):
+            _, offset = _name_at(data, offset)
+            rtype, _, _, rdlength = _RR.unpack_from(data, offset)
+            offset += 10 + rdlength
+            if offset > size:
+                raise MalformedReply("record data runs past the end")
+            kinds.add(rtype)
+        if NS in kinds and SOA not in kinds:
+            return Reading("referral")
+    return Reading("nodata")
+
+
+def _read_with_dnspython(data: bytes, question: Question) -> Reading | None:
+    try:
+        reply = dns.message.from_wire(data)
+    except Exception as exc:  # dnspython raises many kinds on hostile input
+        raise MalformedReply(type(exc).__name__) from None
+    if len(reply.question) != 1:
+        return None
+    q = reply.question[0]
+    qname = dns.name.from_wire(question.wire, 0)[0]
+    if q.name != qname or q.rdtype != question.rdtype or q.rdclass != CLASS_IN:
+        return None
+    if reply.flags & _FLAG_TC:
+        return Reading("truncated", truncated=True)
+    try:
+        status, answers, detail = classify(reply, qname, question.rdtype)
+    except dns.exception.DNSException as exc:
+        raise MalformedReply(type(exc).__name__) from None
+    return Reading(status, answers, detail)
+
+
+def classify(
+    reply: dns.message.Message, qname: dns.name.Name, rdtype: int
+) -> tuple[str, tuple[str, ...], str | None]:
+    """Return (status, answers, detail) for a reply already matched to its question."""
+    rcode = reply.rcode()
+    if rcode == dns.rcode.NXDOMAIN:
+        return "nxdomain", (), None
+    if rcode == dns.rcode.SERVFAIL:
+        return "servfail", (), None
+    if rcode == dns.rcode.REFUSED:
+        return "refused", (), None
+    if rcode != dns.rcode.NOERROR:
+        return "error", (), f"rcode {dns.rcode.to_text(rcode)}"
+    name = qname
+    seen = {name}
+    for _ in range(_MAX_CHAIN):
+        rrset = reply.get_rrset(
+            reply.answer, name, dns.rdataclass.IN, dns.rdatatype.RdataType.make(rdtype)
+        )
+        if rrset:
+            return "ok", tuple(sorted({rr.to_text() for rr in rrset})), None
+        cname = reply.get_rrset(reply.answer, name, dns.rdataclass.IN, dns.rdatatype.CNAME)
+        if not cname or rdtype == dns.rdatatype.CNAME:
+            break
+        name = cname[0].target
+        if name in seen:
+            return "error", (), "CNAME loop"
+        seen.add(name)
+    authority = {rrset.rdtype for rrset in reply.authority}
+    if (
+        not reply.answer
+        and dns.rdatatype.NS in authority
+        and dns.rdatatype.SOA not in authority
+        and not reply.flags & dns.flags.AA
+    ):
+        return "referral", (), None
+    return "nodata", (), None
+
+
+def rdtype_code(text: str) -> int:
+    """Return the numeric code of a record type name such as ``AAAA``."""
+    return int(dns.rdatatype.from_text(text))
