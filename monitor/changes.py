@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from monitor.escape import escape_text
 from monitor.measure import DomainResult
-from monitor.snapshot import Entry
+from monitor.snapshot import Entry, shared_statuses
 from monitor.verdict import Verdict
 
 EVENT_ORDER = ("disappeared", "degraded", "restored", "appeared", "gone")
@@ -76,7 +76,9 @@ def advance(
     events: list[Event] = []
     for result in results:
         today = result.verdict
-        statuses = tuple((name, result.status(name)) for name in resolvers)
+        statuses = shared_statuses(
+            tuple((name, s) for name in resolvers if (s := result.status(name)))
+        )
         old = previous.get(result.domain)
         known = old is not None and old.verdict != NEVER_CONCLUSIVE
         if not today.conclusive:

@@ -17,7 +17,7 @@ from monitor.config import Config, WatchedName, load_config
 from monitor.demo import demo
 from monitor.errors import MonitorError, UsageError
 from monitor.history import events_between, history
-from monitor.measure import measure
+from monitor.measure import Progress, measure
 from monitor.names import to_alabel, to_display
 from monitor.output import (
     check_table,
@@ -59,6 +59,22 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 def _today() -> str:
     return datetime.datetime.now(datetime.UTC).date().isoformat()
+
+
+def _progress_on_terminal() -> Callable[[Progress], None] | None:
+    """A progress line on stderr when it is a terminal; nothing in logs and pipes."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(p: Progress) -> None:
+        left = (
+            f", {int(p.remaining) // 60}m{int(p.remaining) % 60:02d}s left" if p.remaining else ""
+        )
+        line = f"{p.done:,}/{p.total:,} queries, {p.rate:,.0f}/s{left}"
+        end = "\n" if p.done >= p.total else ""
+        click.echo(f"\r{line}\033[K{end}", err=True, nl=False)
+
+    return show
 
 
 def _echo_json(doc: Any) -> None:
@@ -132,7 +148,7 @@ def check(ctx: click.Context, domains: tuple[str, ...], as_json: bool) -> None:
     """
     config = _config(ctx)
     names = _names_for(config, domains)
-    measurement = measure(config, names)
+    measurement = measure(config, names, progress=_progress_on_terminal())
     if as_json:
         _echo_json(measurement_document(measurement, _today()))
     else:
@@ -208,7 +224,13 @@ def run(
         raise UsageError("--push and --no-commit cannot be used together")
     config = _config(ctx)
     result = daily.run(
-        config, repo=repo_dir, date=date, commit=not no_commit, push=push, detail=as_json
+        config,
+        repo=repo_dir,
+        date=date,
+        commit=not no_commit,
+        push=push,
+        detail=as_json,
+        progress=_progress_on_terminal(),
     )
     if summary_path is not None:
         with summary_path.open("a", encoding="utf-8") as summary:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from monitor.changes import ALERTING, Event, advance, commit_message
 from monitor.config import Config
 from monitor.errors import InconclusiveRun, UsageError
 from monitor.feed import entries_for, parse_feed, render_feed
-from monitor.measure import CONFIRM_SPACING, Measurement, measure
+from monitor.measure import CONFIRM_SPACING, Measurement, Progress, measure
 from monitor.snapshot import (
     FEED_FILE,
     RESOLVERS_FILE,
@@ -72,6 +73,7 @@ def run(
     push: bool = False,
     confirm_spacing: float = CONFIRM_SPACING,
     detail: bool = False,
+    progress: Callable[[Progress], None] | None = None,
 ) -> RunResult:
     """Resolve the watchlist, write ``snapshots/<vantage>/``, and commit it with the events.
 
@@ -97,7 +99,7 @@ def run(
     base_files = gitstore.read_files(git_repo, base.sha, relative) if base is not None else {}
     previous = parse_snapshot(base_files)
 
-    measurement = measure(config, confirm_spacing=confirm_spacing, detail=detail)
+    measurement = measure(config, confirm_spacing=confirm_spacing, detail=detail, progress=progress)
     if measurement.inconclusive:
         raise InconclusiveRun(f"inconclusive run, nothing written: {measurement.inconclusive}")
 
@@ -146,4 +148,6 @@ def _run_fields(
         "events": dict(Counter(e.event for e in events)),
         "resolvers": dict(health),
         "queries": measurement.queries,
+        "strategy": config.strategy,
+        "queries_by_resolver": dict(measurement.queries_by_resolver),
     }

@@ -38,6 +38,7 @@ _STOP_TIMEOUT = 5.0
 # Ephemeral ports free for UDP are usually free for TCP too; a few retries cover the rare clash.
 _BIND_ATTEMPTS = 50
 _LINGER_ZERO = struct.pack("ii", 1, 0)
+_UDP_BUFFER = 4 << 20
 
 
 class LabError(MonitorError):
@@ -237,6 +238,8 @@ def _bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
         udp = socket.socket(family, socket.SOCK_DGRAM)
         tcp = socket.socket(family, socket.SOCK_STREAM)
         try:
+            # Room for bursts: a client may send hundreds of queries at once.
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _UDP_BUFFER)
             udp.bind((host, port))
             chosen = int(udp.getsockname()[1])
             tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -8,8 +8,10 @@ million names fit in a few tens of megabytes; the full observations are kept onl
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from monitor.config import Config, Resolver, WatchedName
@@ -17,17 +19,43 @@ from monitor.probe import Engine, Observation
 from monitor.verdict import (
     NOT_ASKED,
     SETTLED,
+    SUSPICIOUS,
     Panel,
+    State,
     Verdict,
     code_of,
     judge_codes,
     most_telling_code,
+    state_of,
 )
 
 # Seconds between confirmation rounds: long enough for a flapping answer or a lost packet to
 # change, short enough for a nightly run.
 CONFIRM_SPACING = 1.0
 DOWN = "down"
+# The economical strategy also asks the controls about this share of the names the national
+# resolvers resolve cleanly (at least this many), a fresh sample each run.
+ECONOMICAL_SAMPLE = 0.01
+ECONOMICAL_SAMPLE_MIN = 100
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far the main pass of a measurement is: observations done of those planned."""
+
+    done: int
+    total: int
+    elapsed: float
+
+    @property
+    def rate(self) -> float:
+        """Observations a second so far."""
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def remaining(self) -> float | None:
+        """Seconds left at the rate so far, or None before anything is done."""
+        return (self.total - self.done) / self.rate if self.rate else None
 
 
 @dataclass(frozen=True)
@@ -77,6 +105,7 @@ class Measurement:
     inconclusive: str | None = None
     queries: int = 0
     counts: Mapping[str, int] = field(default_factory=dict)
+    queries_by_resolver: Mapping[str, int] = field(default_factory=dict)
 
 
 def measure(
@@ -85,13 +114,18 @@ def measure(
     *,
     confirm_spacing: float = CONFIRM_SPACING,
     detail: bool = True,
+    progress: Callable[[Progress], None] | None = None,
+    previous: Mapping[str, str] | None = None,
 ) -> Measurement:
     """Resolve ``names`` (default: the watchlist) as ``config`` says and return the measurement.
 
     Network trouble never raises: it shows as statuses, resolver health and verdicts.
+    ``progress`` is called about once a second during the main pass. ``previous`` maps
+    domains to their last conclusive verdict (the economical strategy asks the controls about
+    every name that was not present).
     """
     names = config.watchlist if names is None else names
-    return asyncio.run(_measure(config, names, confirm_spacing, detail))
+    return asyncio.run(_measure(config, names, confirm_spacing, detail, progress, previous or {}))
 
 
 class _Tally:
@@ -105,9 +139,13 @@ class _Tally:
         self.width = len(config.record_types)
         size = len(domains) * self.width
         self.codes = {r.name: bytearray([NOT_ASKED]) * size for r in resolvers}
+        self.positions: Sequence[int] | None = None  # the domains a subset pass asks about
         self.detail: dict[int, dict[str, list[Observation | None]]] | None = {} if detail else None
 
     def sink(self, index: int, observation: Observation) -> None:
+        if self.positions is not None:
+            row, column = divmod(index, self.width)
+            index = self.positions[row] * self.width + column
         self.codes[observation.resolver][index] = code_of(
             observation, bogons=self.config.bogons, stub_addresses=self.config.stub_addresses
         )
@@ -118,8 +156,14 @@ class _Tally:
             slots[index % self.width] = observation
 
     def codes_of(self, position: int) -> dict[str, bytes]:
+        """Return each resolver's codes for one domain, leaving out resolvers not asked."""
         start = position * self.width
-        return {name: bytes(c[start : start + self.width]) for name, c in self.codes.items()}
+        found = {}
+        for name, codes in self.codes.items():
+            mine = bytes(codes[start : start + self.width])
+            if mine[0] != NOT_ASKED:
+                found[name] = mine
+        return found
 
     def observations_of(self, position: int) -> dict[str, tuple[Observation, ...]]:
         if self.detail is None:
@@ -131,7 +175,12 @@ class _Tally:
 
 
 async def _measure(
-    config: Config, names: Sequence[WatchedName], confirm_spacing: float, detail: bool
+    config: Config,
+    names: Sequence[WatchedName],
+    confirm_spacing: float,
+    detail: bool,
+    progress: Callable[[Progress], None] | None,
+    previous: Mapping[str, str],
 ) -> Measurement:
     async with Engine(config.resolvers, timeout=config.timeout, attempts=config.attempts) as engine:
         health = await _canaries(engine, config)
@@ -156,11 +205,24 @@ async def _measure(
             authoritative=frozenset(r.name for r in up if r.mode == "authoritative"),
         )
         domains = [n.domain for n in names]
-        tally = await _observe(engine, config, up, domains, detail)
-        verdicts = [
-            judge_codes(tally.codes_of(i), panel, min_controls=config.min_controls)
-            for i in range(len(domains))
-        ]
+        economical = config.strategy == "economical"
+        first = national_up if economical else up
+        total = len(first) * len(domains) * len(config.record_types)
+        async with _reporting(engine, total, progress):
+            tally = await _observe(engine, config, first, domains, detail)
+            everyone = range(len(domains))
+            asked = _controls_needed(tally, panel, domains, previous) if economical else everyone
+            if economical:
+                await _observe(engine, config, controls_up, domains, detail, tally, asked)
+
+        def judge_at(t: _Tally, position: int) -> Verdict:
+            return judge_codes(t.codes_of(position), panel, min_controls=config.min_controls)
+
+        # Economical: a name the nationals resolve cleanly and no control was asked about is
+        # taken as present (the controls are asked about every name that is not clean).
+        verdicts = [Verdict.PRESENT] * len(domains)
+        for i in asked:
+            verdicts[i] = judge_at(tally, i)
 
         doubtful = [i for i, v in enumerate(verdicts) if v not in SETTLED]
         for _ in range(config.confirm):
@@ -169,33 +231,103 @@ async def _measure(
             await asyncio.sleep(confirm_spacing)
             again = await _observe(engine, config, up, [domains[i] for i in doubtful], False)
             for position, i in enumerate(doubtful):
-                verdict = judge_codes(
-                    again.codes_of(position), panel, min_controls=config.min_controls
-                )
-                if verdict != verdicts[i]:
+                if judge_at(again, position) != verdicts[i]:
                     verdicts[i] = Verdict.UNSTABLE
             doubtful = [i for i in doubtful if verdicts[i] is not Verdict.UNSTABLE]
 
         order = tuple(r.name for r in config.resolvers)
-        shown = _status_shower(order, tally)
+        # Economical: control statuses go on a line only when the name is not present, so
+        # the daily sample does not churn the lines of present names.
+        hidden = frozenset(r.name for r in controls_up) if economical else frozenset()
+        shown = _status_shower(order, frozenset(r.name for r in up), tally, hidden, verdicts)
         results = tuple(
             DomainResult(name, verdicts[i], order, shown(i), tally.observations_of(i))
             for i, name in enumerate(names)
         )
         counts = Counter(v.value for v in verdicts)
-        return Measurement(config.vantage, healths, results, None, engine.sent, dict(counts))
+        sent = {name: client.sent for name, client in engine.clients.items()}
+        return Measurement(config.vantage, healths, results, None, engine.sent, dict(counts), sent)
 
 
-def _status_shower(order: tuple[str, ...], tally: _Tally) -> Callable[[int], tuple[str, ...]]:
-    """Return a function giving a domain's statuses in config order; equal tuples are shared."""
+def _controls_needed(
+    tally: _Tally, panel: Panel, domains: Sequence[str], previous: Mapping[str, str]
+) -> list[int]:
+    """Return the positions the controls must be asked about in the economical strategy.
+
+    Every name the national resolvers do not resolve cleanly (all of them EXISTS, no suspicious
+    answer), every name not present last time, and a fresh random sample of the rest, so that
+    names that exist only nationally are found over the days.
+    """
+    needed = []
+    rest = []
+    for i, domain in enumerate(domains):
+        codes = tally.codes_of(i)
+        clean = all(
+            state_of(c, authoritative=n in panel.authoritative) is State.EXISTS
+            and not any(x & SUSPICIOUS for x in c)
+            for n, c in codes.items()
+        )
+        if not clean or previous.get(domain, "present") != "present":
+            needed.append(i)
+        else:
+            rest.append(i)
+    size = min(len(rest), max(ECONOMICAL_SAMPLE_MIN, int(len(rest) * ECONOMICAL_SAMPLE)))
+    needed.extend(random.sample(rest, size))
+    return sorted(needed)
+
+
+def _status_shower(
+    order: tuple[str, ...],
+    asked: frozenset[str],
+    tally: _Tally,
+    hidden: frozenset[str],
+    verdicts: Sequence[Verdict],
+) -> Callable[[int], tuple[str, ...]]:
+    """Return a function giving a domain's statuses in config order; equal tuples are shared.
+
+    A resolver that was down (not in ``asked``) shows ``down``; one not asked about the name,
+    or ``hidden`` while the name is present, shows "" (left off the line).
+    """
     shared: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def status(name: str, codes: Mapping[str, bytes], present: bool) -> str:
+        if name not in asked:
+            return DOWN
+        if name not in codes or (present and name in hidden):
+            return ""
+        return most_telling_code(codes[name])
 
     def shown(position: int) -> tuple[str, ...]:
         codes = tally.codes_of(position)
-        statuses = tuple(most_telling_code(codes[n]) if n in codes else DOWN for n in order)
+        present = verdicts[position] is Verdict.PRESENT
+        statuses = tuple(status(n, codes, present) for n in order)
         return shared.setdefault(statuses, statuses)
 
     return shown
+
+
+@contextlib.asynccontextmanager
+async def _reporting(
+    engine: Engine, total: int, progress: Callable[[Progress], None] | None
+) -> AsyncIterator[None]:
+    """Call ``progress`` every second while the body runs, and once at the end."""
+    if progress is None:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    start, base = loop.time(), engine.done
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            progress(Progress(engine.done - base, total, loop.time() - start))
+
+    task = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        task.cancel()
+        progress(Progress(engine.done - base, total, loop.time() - start))
 
 
 async def _canaries(engine: Engine, config: Config) -> dict[str, ResolverHealth]:
@@ -221,7 +353,16 @@ async def _observe(
     resolvers: Sequence[Resolver],
     domains: Sequence[str],
     detail: bool,
+    tally: _Tally | None = None,
+    positions: Sequence[int] | None = None,
 ) -> _Tally:
-    tally = _Tally(config, resolvers, domains, detail)
-    await engine.observe([r.name for r in resolvers], domains, config.record_types, tally.sink)
+    """Ask ``resolvers`` about ``domains`` (or only those at ``positions``) into a tally."""
+    if tally is None:
+        tally = _Tally(config, config.resolvers, domains, detail)
+    tally.positions = positions
+    subset = domains if positions is None else [domains[i] for i in positions]
+    try:
+        await engine.observe([r.name for r in resolvers], subset, config.record_types, tally.sink)
+    finally:
+        tally.positions = None
     return tally

@@ -8,10 +8,12 @@ question: a reply for another question, or one that does not parse, is not belie
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import itertools
 import random
+import socket
 import ssl
 import struct
 import urllib.parse
@@ -154,6 +156,7 @@ class _UdpClient:
 
     SOCKETS = 4
     MAX_IN_FLIGHT = 16384  # per socket, well under the 65,536 IDs
+    BUFFER = 4 << 20
 
     def __init__(self, address: str, port: int, rng: random.Random) -> None:
         self.address = address
@@ -165,9 +168,14 @@ class _UdpClient:
     async def _open(self) -> None:
         loop = asyncio.get_running_loop()
         for _ in range(self.SOCKETS):
-            _, protocol = await loop.create_datagram_endpoint(
+            transport, protocol = await loop.create_datagram_endpoint(
                 lambda: _UdpProtocol(_Matcher(self._rng)), remote_addr=(self.address, self.port)
             )
+            # Replies to hundreds of queries in flight arrive in bursts; the default buffer
+            # (about 200 small datagrams) would drop some and cost a retry each.
+            sock = transport.get_extra_info("socket")
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.BUFFER)
             self._sockets.append(protocol)
 
     async def exchange(self, template: bytes, question: Question, timeout: float) -> Reading:
@@ -325,11 +333,18 @@ class _DohClient:
 
 
 class Pacer:
-    """Spaces sends to one resolver so that they never exceed its rate (queries a second)."""
+    """Paces sends to one resolver: never more than ``rate`` in any one-second window.
+
+    Each send reserves the next slot (1/rate apart, first come first served) and sleeps until
+    it. When the event loop runs late, woken senders could bunch up, so the times of the last
+    ``rate`` sends are kept too and a send waits until the oldest is a second old. A send
+    happens in the same loop step as :meth:`wait` returns, so these times are the send times.
+    """
 
     def __init__(self, rate: float) -> None:
         self._interval = 1.0 / rate if rate > 0 else 0.0
         self._next = 0.0
+        self._recent: collections.deque[float] = collections.deque(maxlen=max(1, int(rate)))
 
     async def wait(self) -> None:
         if not self._interval:
@@ -340,6 +355,10 @@ class Pacer:
         self._next = slot + self._interval
         if slot > now:
             await asyncio.sleep(slot - now)
+        recent = self._recent
+        while len(recent) == recent.maxlen and (now := loop.time()) < recent[0] + 1.0:
+            await asyncio.sleep(recent[0] + 1.0 - now)
+        recent.append(loop.time())
 
 
 def ssl_context_for(resolver: Resolver) -> ssl.SSLContext:
@@ -457,6 +476,7 @@ class Engine:
             for r in resolvers
         }
         self.concurrency = concurrency
+        self.done = 0  # observations completed, for progress reports
 
     async def __aenter__(self) -> Engine:
         return self
@@ -487,6 +507,7 @@ class Engine:
         async def worker(client: ResolverClient, queue: Iterator[tuple[int, Job]]) -> None:
             for index, (domain, rdtype) in queue:
                 sink(index, await client.ask(domain, rdtype))
+                self.done += 1
 
         tasks = []
         for name in resolvers:

@@ -58,6 +58,17 @@ class Entry:
         return self.today or self.verdict
 
 
+_SHARED: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = {}
+
+
+def shared_statuses(statuses: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """Return an equal tuple shared by every entry with these statuses (a million lines have few
+    distinct ones, so this saves hundreds of megabytes)."""
+    if len(_SHARED) > 100_000:
+        _SHARED.clear()
+    return _SHARED.setdefault(statuses, statuses)
+
+
 def snapshot_dir(repo_root: Path, vantage: str) -> Path:
     """Return ``snapshots/<vantage>`` under the repository; the path never comes from DNS data."""
     if not _VANTAGE.fullmatch(vantage):
@@ -126,7 +137,7 @@ def _fast_entry(line: str) -> Entry | None:
     if verdict is None or since is None:
         return None
     today = fields.pop("today", None)
-    return Entry(match.group(1), verdict, since, tuple(fields.items()), today)
+    return Entry(match.group(1), verdict, since, shared_statuses(tuple(fields.items())), today)
 
 
 def parse_line(line: str) -> Entry | None:

@@ -1,0 +1,180 @@
+"""Measurements against in-process resolvers: strategies, canaries, confirmation, pacing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from monitor.config import Config, load_config_text
+from monitor.lab import Lab, Request, World
+from monitor.measure import Measurement, Progress, measure
+from monitor.probe import Pacer
+from monitor.verdict import Verdict
+
+NAMES = [f"name{i}.example" for i in range(300)]
+DELETED = NAMES[:5]
+NATIONAL_ONLY = "natonly.example"
+RECORDS = {(n, "A"): ["93.184.216.34"] for n in [*NAMES, "example.com"]}
+
+
+@pytest.fixture
+def lab() -> Iterator[tuple[Lab, dict[str, World]]]:
+    base = World(RECORDS)
+    worlds = {
+        "nat-a": base.variant(nxdomain=DELETED, redirect={NATIONAL_ONLY: "95.1.2.3"}),
+        "nat-b": base.variant(nxdomain=DELETED, redirect={NATIONAL_ONLY: "95.1.2.3"}),
+        "ctl-a": base.variant(),
+        "ctl-b": base.variant(),
+    }
+    with Lab(worlds) as running:
+        yield running, worlds
+
+
+def config_for(
+    lab: Lab, tmp_path: Path, extra: str = "", names: list[str] | None = None, timeout: float = 2.0
+) -> Config:
+    watch = "\n".join(f"  - {n}" for n in (names or [*NAMES, NATIONAL_ONLY]))
+
+    def entry(name: str) -> str:
+        return f"    - {{name: {name}, address: 127.0.0.1, port: {lab[name].port}, rate: 0}}"
+
+    text = f"""vantage: test
+record_types: [A]
+timeout: {timeout}
+attempts: 2
+confirm: 1
+{extra}
+resolvers:
+  national:
+{entry("nat-a")}
+{entry("nat-b")}
+  control:
+{entry("ctl-a")}
+{entry("ctl-b")}
+watchlist:
+{watch}
+"""
+    return load_config_text(text, tmp_path / "config.yaml")
+
+
+def verdicts(m: Measurement) -> dict[str, str]:
+    return {r.domain: r.verdict.value for r in m.domains}
+
+
+def test_full_strategy_asks_everyone_everything(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    running, _ = lab
+    m = measure(config_for(running, tmp_path), confirm_spacing=0)
+    v = verdicts(m)
+    assert [v[d] for d in DELETED] == ["missing"] * 5
+    assert v[NATIONAL_ONLY] == "national-only"
+    assert v[NAMES[-1]] == "present"
+    # 301 names at 4 resolvers, plus canaries and the confirmation of 6 doubtful names
+    assert m.queries_by_resolver["ctl-a"] == 1 + 301 + 6
+
+
+def test_economical_strategy_spares_the_controls(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    running, _ = lab
+    config = config_for(running, tmp_path, "strategy: economical")
+    m = measure(config, confirm_spacing=0, previous={NATIONAL_ONLY: "national-only"})
+    v = verdicts(m)
+    assert [v[d] for d in DELETED] == ["missing"] * 5
+    assert v[NATIONAL_ONLY] == "national-only"  # asked again: it was not present last time
+    assert set(v.values()) == {"missing", "national-only", "present"}
+    assert m.queries_by_resolver["nat-a"] == 1 + 301 + 6
+    # the controls: canary, the 6 names that are not clean or not present, a sample of 100
+    assert m.queries_by_resolver["ctl-a"] == 1 + 6 + 100 + 6
+    present = next(r for r in m.domains if r.verdict is Verdict.PRESENT)
+    assert [present.status(n) for n in ("nat-a", "nat-b", "ctl-a", "ctl-b")] == ["ok", "ok", "", ""]
+    missing = next(r for r in m.domains if r.domain == DELETED[0])
+    assert missing.status("ctl-a") == "ok"
+
+
+def test_a_resolver_failing_its_canaries_is_down_and_left_out(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    running, worlds = lab
+    worlds["nat-b"].update(refuse=["."])
+    m = measure(config_for(running, tmp_path, names=NAMES[:10]), confirm_spacing=0)
+    health = {r.name: r.health for r in m.resolvers}
+    assert health == {"nat-a": "up", "nat-b": "down", "ctl-a": "up", "ctl-b": "up"}
+    assert verdicts(m)[DELETED[0]] == "missing"
+    assert m.domains[0].status("nat-b") == "down"
+    assert m.domains[0].observations.keys() == {"nat-a", "ctl-a", "ctl-b"}
+
+
+def test_every_national_down_is_inconclusive(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    running, worlds = lab
+    for name in ("nat-a", "nat-b"):
+        worlds[name].update(drop=["."])
+    started = time.monotonic()
+    m = measure(config_for(running, tmp_path, timeout=0.3), confirm_spacing=0)
+    assert m.inconclusive == "every national resolver is down (no canary answered)"
+    assert m.domains == ()
+    assert time.monotonic() - started < 3  # the canaries alone, not names x attempts x timeout
+
+
+def test_a_flapping_answer_is_unstable(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    running, worlds = lab
+    flaky = NAMES[7]
+    asked = {"n": 0}
+    real = worlds["nat-a"]
+
+    def flapping(request: Request) -> object:
+        if (
+            request.message is not None
+            and request.message.question[0].name.to_text() == flaky + "."
+        ):
+            asked["n"] += 1
+            if asked["n"] == 1:
+                return World(RECORDS, nxdomain=[flaky])(request)
+        return real(request)
+
+    running["nat-a"].handler = flapping  # type: ignore[assignment]
+    running["nat-b"].handler = flapping  # type: ignore[assignment]
+    m = measure(config_for(running, tmp_path, names=[flaky]), confirm_spacing=0)
+    assert verdicts(m)[flaky] == "unstable"
+
+
+def test_progress_is_reported(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    running, _ = lab
+    seen: list[Progress] = []
+    measure(config_for(running, tmp_path), confirm_spacing=0, progress=seen.append)
+    assert seen and seen[-1].done == seen[-1].total == 4 * 301
+
+
+def worst_second(times: list[float]) -> int:
+    """Return the most events in any window of one second."""
+    j = worst = 0
+    for i, t in enumerate(times):
+        while times[j] <= t - 1.0:
+            j += 1
+        worst = max(worst, i - j + 1)
+    return worst
+
+
+def test_pacer_never_lets_more_than_the_rate_through_in_any_second() -> None:
+    """Send times (taken where the send happens) stay within the rate, even when the loop lags."""
+
+    async def go() -> list[float]:
+        loop = asyncio.get_running_loop()
+        pacer = Pacer(100)
+        sent: list[float] = []
+
+        async def sender() -> None:
+            for _ in range(5):
+                await pacer.wait()
+                sent.append(loop.time())
+
+        async def lag() -> None:
+            for _ in range(10):
+                await asyncio.sleep(0.05)
+                time.sleep(0.08)  # the loop is blocked: woken senders would bunch up
+
+        await asyncio.gather(lag(), *(sender() for _ in range(50)))
+        return sorted(sent)
+
+    sent = asyncio.run(go())
+    assert len(sent) == 250
+    assert worst_second(sent) <= 100
