@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from monitor.escape import escape_text
 from monitor.measure import DomainResult
+from monitor.names import to_display
 from monitor.snapshot import Entry, shared_statuses
 from monitor.verdict import Verdict
 
@@ -110,8 +111,16 @@ def compare(before: Mapping[str, Entry], after: Mapping[str, Entry], date: str) 
             continue
         kind = event_for(old.verdict, new.verdict)
         if kind is not None:
-            events.append(Event(domain, kind, old.verdict, new.verdict, date))
+            events.append(Event(domain, kind, old.verdict, new.verdict, date, display_of(domain)))
     return sort_events(events)
+
+
+def display_of(domain: str) -> str:
+    """Return the Unicode form of an A-label read from a snapshot (itself if it does not decode)."""
+    try:
+        return to_display(domain)
+    except ValueError:
+        return domain
 
 
 def sort_events(events: Iterable[Event]) -> list[Event]:

@@ -300,7 +300,7 @@ def history_command(
 ) -> None:
     """Show each domain's verdict periods, oldest first, from the git history of snapshots/."""
     if since is not None:
-        since = daily.parse_date(since)
+        since = daily.parse_date(since, "--since")
     wanted = [n.domain for n in _names_for_text(domains)]
     repo = gitstore.open_repo(repo_dir)
     vantage = _vantage(ctx, Path(repo.working_tree_dir or "."))

@@ -48,14 +48,14 @@ class RunResult:
         return any(e.event in ALERTING for e in self.events)
 
 
-def parse_date(text: str) -> str:
-    """Return ``text`` if it is a YYYY-MM-DD date. Raises UsageError."""
+def parse_date(text: str, option: str = "--date") -> str:
+    """Return ``text`` if it is a YYYY-MM-DD date. Raises UsageError naming ``option``."""
     try:
         parsed: datetime.date | None = datetime.date.fromisoformat(text)
     except ValueError:
         parsed = None
     if parsed is None or len(text) != 10:
-        raise UsageError(f"--date {text!r}: expected a date as YYYY-MM-DD")
+        raise UsageError(f"{option} {text!r}: expected a date as YYYY-MM-DD")
     return parsed.isoformat()
 
 

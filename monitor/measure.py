@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from monitor.probe import Engine, Observation
 from monitor.verdict import (
     NOT_ASKED,
     SETTLED,
+    STATUS_CODE,
     SUSPICIOUS,
     Panel,
     State,
@@ -132,13 +134,18 @@ class _Tally:
     """Codes for a list of domains at a set of resolvers, filled in as observations arrive."""
 
     def __init__(
-        self, config: Config, resolvers: Sequence[Resolver], domains: Sequence[str], detail: bool
+        self,
+        config: Config,
+        domains: Sequence[str],
+        detail: bool,
+        rewrites: Mapping[str, frozenset[str]],
     ) -> None:
         self.config = config
         self.domains = domains
         self.width = len(config.record_types)
+        self.rewrites = rewrites
         size = len(domains) * self.width
-        self.codes = {r.name: bytearray([NOT_ASKED]) * size for r in resolvers}
+        self.codes = {r.name: bytearray([NOT_ASKED]) * size for r in config.resolvers}
         self.positions: Sequence[int] | None = None  # the domains a subset pass asks about
         self.detail: dict[int, dict[str, list[Observation | None]]] | None = {} if detail else None
 
@@ -146,9 +153,14 @@ class _Tally:
         if self.positions is not None:
             row, column = divmod(index, self.width)
             index = self.positions[row] * self.width + column
-        self.codes[observation.resolver][index] = code_of(
-            observation, bogons=self.config.bogons, stub_addresses=self.config.stub_addresses
-        )
+        rewritten = self.rewrites.get(observation.resolver)
+        if rewritten and observation.status == "ok" and rewritten.issuperset(observation.answers):
+            code = STATUS_CODE["nxdomain"]
+        else:
+            code = code_of(
+                observation, bogons=self.config.bogons, stub_addresses=self.config.stub_addresses
+            )
+        self.codes[observation.resolver][index] = code
         if self.detail is not None:
             slots = self.detail.setdefault(index // self.width, {}).setdefault(
                 observation.resolver, [None] * self.width
@@ -164,6 +176,14 @@ class _Tally:
             if mine[0] != NOT_ASKED:
                 found[name] = mine
         return found
+
+    def forget(self, resolver: str) -> None:
+        """Leave a resolver's answers out, as if it had not been asked."""
+        codes = self.codes[resolver]
+        codes[:] = bytearray([NOT_ASKED]) * len(codes)
+        if self.detail is not None:
+            for per_resolver in self.detail.values():
+                per_resolver.pop(resolver, None)
 
     def observations_of(self, position: int) -> dict[str, tuple[Observation, ...]]:
         if self.detail is None:
@@ -183,37 +203,41 @@ async def _measure(
     previous: Mapping[str, str],
 ) -> Measurement:
     async with Engine(config.resolvers, timeout=config.timeout, attempts=config.attempts) as engine:
-        health = await _canaries(engine, config)
-        up = [r for r in config.resolvers if health[r.name].health == "up"]
-        national_up = [r for r in up if r.group == "national"]
-        controls_up = [r for r in up if r.group == "control"]
+        health, rewrites = await _canaries(engine, config, config.resolvers)
+        up = _usable(config, health)
+        reason = _why_inconclusive(config, up, "")
+        if reason is not None:
+            healths = tuple(health[r.name] for r in config.resolvers)
+            return Measurement(config.vantage, healths, (), reason, engine.sent)
+
+        domains = [n.domain for n in names]
+        tally = _Tally(config, domains, detail, rewrites)
+        economical = config.strategy == "economical"
+        first = [r for r in up if r.group == "national"] if economical else up
+        total = len(first) * len(domains) * len(config.record_types)
+        async with _reporting(engine, total, progress):
+            await _observe(engine, config, first, tally)
+            asked: Sequence[int] = range(len(domains))
+            if economical:
+                asked = _controls_needed(tally, _panel(up), domains, previous)
+                controls = [r for r in up if r.group == "control"]
+                await _observe(engine, config, controls, tally, asked)
+
+        # Canaries again: a resolver that broke during the pass must not speak for it.
+        after, _ = await _canaries(engine, config, up)
+        for r in up:
+            if after[r.name].health == "down":
+                health[r.name] = ResolverHealth(
+                    r.name, r.group, "down", f"after the main pass, {after[r.name].detail}"
+                )
+                tally.forget(r.name)
+        up = _usable(config, health)
         healths = tuple(health[r.name] for r in config.resolvers)
-        reason = None
-        if not national_up:
-            reason = "every national resolver is down (no canary answered)"
-        elif len(controls_up) < config.min_controls:
-            reason = (
-                f"{len(controls_up)} control resolver(s) up, fewer than min_controls "
-                f"({config.min_controls})"
-            )
+        reason = _why_inconclusive(config, up, " after the main pass")
         if reason is not None:
             return Measurement(config.vantage, healths, (), reason, engine.sent)
 
-        panel = Panel(
-            national=tuple(r.name for r in national_up),
-            control=tuple(r.name for r in controls_up),
-            authoritative=frozenset(r.name for r in up if r.mode == "authoritative"),
-        )
-        domains = [n.domain for n in names]
-        economical = config.strategy == "economical"
-        first = national_up if economical else up
-        total = len(first) * len(domains) * len(config.record_types)
-        async with _reporting(engine, total, progress):
-            tally = await _observe(engine, config, first, domains, detail)
-            everyone = range(len(domains))
-            asked = _controls_needed(tally, panel, domains, previous) if economical else everyone
-            if economical:
-                await _observe(engine, config, controls_up, domains, detail, tally, asked)
+        panel = _panel(up)
 
         def judge_at(t: _Tally, position: int) -> Verdict:
             return judge_codes(t.codes_of(position), panel, min_controls=config.min_controls)
@@ -229,7 +253,8 @@ async def _measure(
             if not doubtful:
                 break
             await asyncio.sleep(confirm_spacing)
-            again = await _observe(engine, config, up, [domains[i] for i in doubtful], False)
+            again = _Tally(config, [domains[i] for i in doubtful], False, rewrites)
+            await _observe(engine, config, up, again, stream=True)
             for position, i in enumerate(doubtful):
                 if judge_at(again, position) != verdicts[i]:
                     verdicts[i] = Verdict.UNSTABLE
@@ -238,7 +263,7 @@ async def _measure(
         order = tuple(r.name for r in config.resolvers)
         # Economical: control statuses go on a line only when the name is not present, so
         # the daily sample does not churn the lines of present names.
-        hidden = frozenset(r.name for r in controls_up) if economical else frozenset()
+        hidden = frozenset(panel.control) if economical else frozenset()
         shown = _status_shower(order, frozenset(r.name for r in up), tally, hidden, verdicts)
         results = tuple(
             DomainResult(name, verdicts[i], order, shown(i), tally.observations_of(i))
@@ -247,6 +272,34 @@ async def _measure(
         counts = Counter(v.value for v in verdicts)
         sent = {name: client.sent for name, client in engine.clients.items()}
         return Measurement(config.vantage, healths, results, None, engine.sent, dict(counts), sent)
+
+
+USABLE = frozenset({"up", "nxdomain-rewriting"})
+
+
+def _usable(config: Config, health: Mapping[str, ResolverHealth]) -> list[Resolver]:
+    return [r for r in config.resolvers if health[r.name].health in USABLE]
+
+
+def _why_inconclusive(config: Config, up: Sequence[Resolver], when: str) -> str | None:
+    """Return why the run as a whole cannot judge anything, or None when it can."""
+    controls = sum(r.group == "control" for r in up)
+    if not any(r.group == "national" for r in up):
+        return f"every national resolver is down{when} (no canary answered)"
+    if controls < config.min_controls:
+        return (
+            f"{controls} control resolver(s) up{when}, fewer than min_controls "
+            f"({config.min_controls})"
+        )
+    return None
+
+
+def _panel(up: Sequence[Resolver]) -> Panel:
+    return Panel(
+        national=tuple(r.name for r in up if r.group == "national"),
+        control=tuple(r.name for r in up if r.group == "control"),
+        authoritative=frozenset(r.name for r in up if r.mode == "authoritative"),
+    )
 
 
 def _controls_needed(
@@ -330,39 +383,59 @@ async def _reporting(
         progress(Progress(engine.done - base, total, loop.time() - start))
 
 
-async def _canaries(engine: Engine, config: Config) -> dict[str, ResolverHealth]:
-    """Ask every resolver the canaries; one that resolves none of them is down for the run."""
-    seen: dict[str, list[Observation]] = {r.name: [] for r in config.resolvers}
-    names = [r.name for r in config.resolvers]
-    await engine.observe(names, config.canaries, ("A",), lambda _, o: seen[o.resolver].append(o))
-    health = {}
-    for r in config.resolvers:
+async def _canaries(
+    engine: Engine, config: Config, resolvers: Sequence[Resolver]
+) -> tuple[dict[str, ResolverHealth], dict[str, frozenset[str]]]:
+    """Ask ``resolvers`` the canaries, and a name that cannot exist.
+
+    A resolver that resolves none of the canaries is down for the run. One that answers the
+    impossible name with addresses rewrites NXDOMAIN: it stays in use, but answers with those
+    addresses count as NXDOMAIN. Returns the health of each resolver and the rewrite addresses.
+    """
+    tld = config.canaries[0].rsplit(".", 1)[-1]
+    impossible = f"rm-nx-{secrets.token_hex(8)}.{tld}"
+    seen: dict[str, list[Observation]] = {r.name: [] for r in resolvers}
+    probes: dict[str, list[Observation]] = {r.name: [] for r in resolvers}
+    names = [r.name for r in resolvers]
+    await asyncio.gather(
+        engine.observe(names, config.canaries, ("A",), lambda _, o: seen[o.resolver].append(o)),
+        engine.observe(
+            names, [impossible], ("A", "AAAA"), lambda _, o: probes[o.resolver].append(o)
+        ),
+    )
+    health: dict[str, ResolverHealth] = {}
+    rewrites: dict[str, frozenset[str]] = {}
+    for r in resolvers:
         answered = {"ok", "nodata"} | ({"referral"} if r.mode == "authoritative" else set())
         obs = seen[r.name]
-        if any(o.status in answered for o in obs):
-            health[r.name] = ResolverHealth(r.name, r.group, "up")
-        else:
+        rewritten = frozenset(a for o in probes[r.name] if o.status == "ok" for a in o.answers)
+        if not any(o.status in answered for o in obs):
             said = ", ".join(sorted({f"{o.domain} {o.status}" for o in obs}))
             health[r.name] = ResolverHealth(r.name, r.group, "down", f"canaries: {said}")
-    return health
+        elif rewritten:
+            rewrites[r.name] = rewritten
+            detail = f"{impossible} answered {', '.join(sorted(rewritten))}"
+            health[r.name] = ResolverHealth(r.name, r.group, "nxdomain-rewriting", detail)
+        else:
+            health[r.name] = ResolverHealth(r.name, r.group, "up")
+    return health, rewrites
 
 
 async def _observe(
     engine: Engine,
     config: Config,
     resolvers: Sequence[Resolver],
-    domains: Sequence[str],
-    detail: bool,
-    tally: _Tally | None = None,
+    tally: _Tally,
     positions: Sequence[int] | None = None,
-) -> _Tally:
-    """Ask ``resolvers`` about ``domains`` (or only those at ``positions``) into a tally."""
-    if tally is None:
-        tally = _Tally(config, config.resolvers, domains, detail)
+    *,
+    stream: bool = False,
+) -> None:
+    """Ask ``resolvers`` about the tally's domains (or only those at ``positions``)."""
     tally.positions = positions
+    domains = tally.domains
     subset = domains if positions is None else [domains[i] for i in positions]
+    names = [r.name for r in resolvers]
     try:
-        await engine.observe([r.name for r in resolvers], subset, config.record_types, tally.sink)
+        await engine.observe(names, subset, config.record_types, tally.sink, stream=stream)
     finally:
         tally.positions = None
-    return tally

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from monitor.changes import event_counts
+from monitor.changes import display_of, event_counts
 from monitor.daily import RunResult
 from monitor.escape import escape_markdown, escape_text
 from monitor.history import DomainHistory
@@ -95,7 +95,9 @@ def history_table(histories: Sequence[DomainHistory]) -> str:
     rows = [["domain", "verdict", "period"]]
     for h in histories:
         for p in h.periods:
-            rows.append([escape_text(h.domain), p.verdict, f"{p.start} → {p.to or 'today'}"])
+            rows.append(
+                [escape_text(display_of(h.domain)), p.verdict, f"{p.start} → {p.to or 'today'}"]
+            )
     return format_table(rows)
 
 

@@ -403,8 +403,12 @@ class ResolverClient:
                 address, resolver.port, rng, ssl_context_for(resolver), resolver.server_name
             )
 
-    async def ask(self, domain: str, rdtype_text: str) -> Observation:
-        """Return the observation for one name and type, after up to ``attempts`` tries."""
+    async def ask(self, domain: str, rdtype_text: str, *, stream: bool = False) -> Observation:
+        """Return the observation for one name and type, after up to ``attempts`` tries.
+
+        ``stream`` asks a ``udp`` resolver over TCP: for re-queries of a disagreement, which an
+        off-path forger or a box that injects answers into UDP cannot then produce again.
+        """
         question = Question.of(domain, _rdtype_code(rdtype_text))
         template = query_wire(question, recursion=self._rd, payload=EDNS_PAYLOAD)
         status, detail = "timeout", None
@@ -412,7 +416,7 @@ class ResolverClient:
             await self.pacer.wait()
             self.sent += 1
             try:
-                reading = await self._exchange(template, question)
+                reading = await self._exchange(template, question, stream)
             except _Timeout:
                 status, detail = "timeout", None
                 continue
@@ -432,11 +436,11 @@ class ResolverClient:
             )
         return Observation(self.resolver.name, domain, rdtype_text, status, (), detail)
 
-    async def _exchange(self, template: bytes, question: Question) -> Reading:
+    async def _exchange(self, template: bytes, question: Question, stream: bool) -> Reading:
         if self._doh is not None:
             return await self._doh.exchange(template, question, self.timeout)
         assert self._stream is not None
-        if self._udp is None:
+        if self._udp is None or stream:
             return await self._stream.exchange(template, question, self.timeout)
         reading = await self._udp.exchange(template, question, self.timeout)
         if reading.truncated:
@@ -496,17 +500,20 @@ class Engine:
         domains: Sequence[str],
         rdtypes: Sequence[str],
         sink: Callable[[int, Observation], None],
+        *,
+        stream: bool = False,
     ) -> None:
         """Ask each resolver every domain for every type, many queries in flight at once.
 
         Each observation goes to ``sink`` with its index in the domain-major order
-        (``domain_index * len(rdtypes) + type_index``), as soon as it is known.
+        (``domain_index * len(rdtypes) + type_index``), as soon as it is known. ``stream``
+        asks udp resolvers over TCP.
         """
         size = len(domains) * len(rdtypes)
 
         async def worker(client: ResolverClient, queue: Iterator[tuple[int, Job]]) -> None:
             for index, (domain, rdtype) in queue:
-                sink(index, await client.ask(domain, rdtype))
+                sink(index, await client.ask(domain, rdtype, stream=stream))
                 self.done += 1
 
         tasks = []

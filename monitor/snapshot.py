@@ -7,6 +7,7 @@ so a quiet day leaves the domain file untouched and `git log -p` shows exactly w
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import os
 import re
@@ -76,6 +77,16 @@ def snapshot_dir(repo_root: Path, vantage: str) -> Path:
     return repo_root / "snapshots" / vantage
 
 
+_DOMAIN_PLAIN = re.compile(r"[a-z0-9_-][a-z0-9_.-]*\.[a-z0-9_-]*[a-z_-]")
+
+
+def _key(domain: str) -> str:
+    """Return a domain as a YAML key: plain when it has a dot and ends in a letter (no bool, null,
+    number or date reads that way), else as :func:`_scalar` decides."""
+    return domain if _DOMAIN_PLAIN.fullmatch(domain) else _scalar(domain)
+
+
+@functools.lru_cache(maxsize=4096)
 def _scalar(text: str) -> str:
     """Return ``text`` as a YAML plain scalar when it reads back as the same string, else quoted."""
     if _PLAIN.fullmatch(text) and (
@@ -92,7 +103,7 @@ def render_line(entry: Entry) -> str:
     if entry.today:
         parts.append(f"today: {entry.today}")
     parts.extend(f"{_scalar(name)}: {_scalar(status)}" for name, status in entry.statuses)
-    return f"{_scalar(entry.domain)}: {{{', '.join(parts)}}}"
+    return f"{_key(entry.domain)}: {{{', '.join(parts)}}}"
 
 
 def shard_name(domain: str, total: int) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import socket
+import ssl
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -17,6 +18,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dns.message
+import dns.query
+import dns.rcode
 import pytest
 import realdns
 import yaml
@@ -90,9 +94,8 @@ class World:
                 continue
             if was_running and deleted == self.deleted:
                 continue
-            sock = self.silent.pop(name, None)
-            if sock is not None:
-                sock.close()
+            if name in self.silent:
+                self.silent.pop(name).close()
             self.nationals[name] = self.lab.restart_unbound(
                 endpoint, local_zones={f"{d}.": "always_nxdomain" for d in sorted(deleted)}
             )
@@ -662,3 +665,48 @@ def test_no_commit_writes_files_and_json_prints_the_document(lab: World, tmp_pat
     assert commit_count(repo) == 2
     assert subject(repo) == f"lab: 1 disappeared: youtube.com ({DAY2})"
     assert status(repo) == []
+
+
+# ----------------------------------------------------------------------------- the lab itself
+
+
+def rcode_of(endpoint: Endpoint, name: str, *, tls: bool = False) -> str:
+    query = dns.message.make_query(name, "A")
+    if tls:
+        assert endpoint.tls_port is not None and endpoint.ca_file is not None
+        context = ssl.create_default_context(cafile=str(endpoint.ca_file))
+        reply = dns.query.tls(
+            query,
+            endpoint.address,
+            port=endpoint.tls_port,
+            timeout=2,
+            ssl_context=context,
+            server_hostname=realdns.SERVER_HOSTNAME,
+        )
+    else:
+        reply = dns.query.udp(query, endpoint.address, port=endpoint.port, timeout=2)
+    return dns.rcode.to_text(reply.rcode())
+
+
+def test_restart_unbound_keeps_the_address_and_takes_the_new_zones(lab: World) -> None:
+    before = lab.nationals["nsdi-a"]
+    lab.set_nationals(deleted=frozenset({"youtube.com"}))
+    after = lab.nationals["nsdi-a"]
+    assert (after.address, after.port, after.name) == (before.address, before.port, "nsdi-a")
+    assert after.pid != before.pid
+    assert rcode_of(after, "youtube.com.") == "NXDOMAIN"
+    assert rcode_of(after, "bbc.com.") == "NOERROR"
+    assert before not in lab.lab.servers
+    assert after in lab.lab.servers
+
+    # DoT: the TLS port is kept too.
+    dot = lab.lab.start_unbound("dot-restart", tls=True)
+    again = lab.lab.restart_unbound(dot, tls=True, local_zones={"bbc.com.": "always_nxdomain"})
+    assert (again.address, again.port, again.tls_port) == (dot.address, dot.port, dot.tls_port)
+    assert rcode_of(again, "bbc.com.", tls=True) == "NXDOMAIN"
+    assert rcode_of(again, "youtube.com.", tls=True) == "NOERROR"
+    lab.lab.stop_server(again)
+
+    stranger = Endpoint("nobody", "127.0.0.1", 53, 1, Path("/nonexistent.log"))
+    with pytest.raises(realdns.LabError, match="'nobody' is not an unbound server of this lab"):
+        lab.lab.restart_unbound(stranger)

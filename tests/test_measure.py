@@ -72,8 +72,9 @@ def test_full_strategy_asks_everyone_everything(lab, tmp_path: Path) -> None:  #
     assert [v[d] for d in DELETED] == ["missing"] * 5
     assert v[NATIONAL_ONLY] == "national-only"
     assert v[NAMES[-1]] == "present"
-    # 301 names at 4 resolvers, plus canaries and the confirmation of 6 doubtful names
-    assert m.queries_by_resolver["ctl-a"] == 1 + 301 + 6
+    # canaries before and after (a canary, and A and AAAA of a name that cannot exist), 301
+    # names, and the confirmation of the 6 names that were not present
+    assert m.queries_by_resolver["ctl-a"] == 3 + 301 + 3 + 6
 
 
 def test_economical_strategy_spares_the_controls(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -84,9 +85,9 @@ def test_economical_strategy_spares_the_controls(lab, tmp_path: Path) -> None:  
     assert [v[d] for d in DELETED] == ["missing"] * 5
     assert v[NATIONAL_ONLY] == "national-only"  # asked again: it was not present last time
     assert set(v.values()) == {"missing", "national-only", "present"}
-    assert m.queries_by_resolver["nat-a"] == 1 + 301 + 6
-    # the controls: canary, the 6 names that are not clean or not present, a sample of 100
-    assert m.queries_by_resolver["ctl-a"] == 1 + 6 + 100 + 6
+    assert m.queries_by_resolver["nat-a"] == 3 + 301 + 3 + 6
+    # the controls: canaries, the 6 names that are not clean or not present, a sample of 100
+    assert m.queries_by_resolver["ctl-a"] == 3 + 6 + 100 + 3 + 6
     present = next(r for r in m.domains if r.verdict is Verdict.PRESENT)
     assert [present.status(n) for n in ("nat-a", "nat-b", "ctl-a", "ctl-b")] == ["ok", "ok", "", ""]
     missing = next(r for r in m.domains if r.domain == DELETED[0])
