@@ -19,13 +19,12 @@ from monitor.snapshot import (
     RESOLVERS_FILE,
     RUN_FILE,
     Entry,
-    domain_files,
     parse_snapshot,
     render_domains,
     render_resolvers,
     render_run,
+    replace_directory,
     snapshot_dir,
-    write_files,
 )
 from monitor.verdict import Verdict
 
@@ -112,7 +111,7 @@ def run(
     files[RUN_FILE] = render_run(_run_fields(config, date, measurement, entries, events))
     old_feed = parse_feed(base_files.get(FEED_FILE, b"").decode("utf-8", "replace"))
     files[FEED_FILE] = render_feed(config.vantage, entries_for(config.vantage, events), old_feed)
-    write_files(directory, files, prune=domain_files(directory))
+    replace_directory(directory, files)
 
     message = commit_message(config.vantage, date, events, entries)
     sha = None

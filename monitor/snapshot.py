@@ -6,11 +6,14 @@ so a quiet day leaves the domain file untouched and `git log -p` shows exactly w
 
 from __future__ import annotations
 
+import ctypes
 import datetime
+import errno
 import functools
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -256,6 +259,79 @@ def write_files(directory: Path, files: Mapping[str, str], *, prune: Iterable[st
     shards = directory / SHARDS_DIR
     if shards.is_dir() and not any(shards.iterdir()):
         shards.rmdir()
+
+
+def replace_directory(directory: Path, files: Mapping[str, str]) -> None:
+    """Make ``directory`` hold exactly ``files`` (relative path -> text), as one whole set.
+
+    The files are written and flushed into a staging directory beside it, which is then
+    exchanged with the old one in a single atomic step (Linux renameat2 RENAME_EXCHANGE), so a
+    crash at any moment leaves the old set or the new one, never a mix. Where the exchange is
+    not available, two renames are used and :func:`recover` repairs the gap at the next run.
+    """
+    recover(directory)
+    staging = _staging(directory)
+    write_files(staging, files)
+    _fsync_dir(staging)
+    if not directory.exists():
+        os.rename(staging, directory)
+    elif not _exchange(staging, directory):
+        old = _retired(directory)
+        os.rename(directory, old)
+        os.rename(staging, directory)
+        shutil.rmtree(old)
+    else:
+        shutil.rmtree(staging)
+    _fsync_dir(directory.parent)
+
+
+def recover(directory: Path) -> None:
+    """Undo what a crash in :func:`replace_directory` left beside ``directory``."""
+    old = _retired(directory)
+    if old.exists():
+        if directory.exists():
+            shutil.rmtree(old)
+        else:
+            os.rename(old, directory)
+    shutil.rmtree(_staging(directory), ignore_errors=True)
+
+
+def _staging(directory: Path) -> Path:
+    return directory.parent / f".{directory.name}.new"
+
+
+def _retired(directory: Path) -> Path:
+    return directory.parent / f".{directory.name}.old"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories atomically; False when this system cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    result = renameat2(
+        _AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), ctypes.c_uint(_RENAME_EXCHANGE)
+    )
+    if result == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(error, os.strerror(error), str(b))
 
 
 def domain_files(directory: Path) -> list[str]:

@@ -15,8 +15,10 @@ from monitor.snapshot import (
     parse_domains,
     parse_line,
     read_snapshot,
+    recover,
     render_domains,
     render_line,
+    replace_directory,
     shard_name,
     snapshot_dir,
     write_files,
@@ -125,3 +127,35 @@ def test_write_files_leaves_no_temporary_files(tmp_path: Path) -> None:
 def test_vantage_never_makes_a_path_outside_snapshots(tmp_path: Path, vantage: str) -> None:
     with pytest.raises(SnapshotError):
         snapshot_dir(tmp_path, vantage)
+
+
+def test_replace_directory_swaps_the_whole_set(tmp_path: Path) -> None:
+    target = tmp_path / "snapshots" / "v"
+    replace_directory(target, {"domains.yaml": "a.com: {verdict: present, since: 2026-01-01}\n"})
+    replace_directory(target, {"domains/ab.yaml": "b.com: {verdict: gone, since: 2026-01-02}\n"})
+    names = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    assert names == [
+        "snapshots",
+        "snapshots/v",
+        "snapshots/v/domains",
+        "snapshots/v/domains/ab.yaml",
+    ]
+
+
+def test_recover_removes_a_half_written_staging_set(tmp_path: Path) -> None:
+    target = tmp_path / "v"
+    replace_directory(target, {"run.yaml": "date: yesterday\n"})
+    staging = tmp_path / ".v.new"
+    staging.mkdir()
+    (staging / "run.yaml").write_text("date: to")  # killed while writing today's set
+    recover(target)
+    assert not staging.exists() and (target / "run.yaml").read_text() == "date: yesterday\n"
+
+
+def test_recover_puts_back_a_retired_set_when_killed_between_renames(tmp_path: Path) -> None:
+    target = tmp_path / "v"
+    old = tmp_path / ".v.old"
+    old.mkdir()
+    (old / "run.yaml").write_text("date: yesterday\n")
+    recover(target)
+    assert (target / "run.yaml").read_text() == "date: yesterday\n" and not old.exists()
