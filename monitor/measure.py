@@ -103,7 +103,8 @@ class Measurement:
 
     vantage: str
     resolvers: tuple[ResolverHealth, ...]
-    domains: tuple[DomainResult, ...]
+    # asyncio may repr a task's result; a million names would take seconds.
+    domains: tuple[DomainResult, ...] = field(repr=False)
     inconclusive: str | None = None
     queries: int = 0
     counts: Mapping[str, int] = field(default_factory=dict)
@@ -410,7 +411,11 @@ async def _canaries(
         obs = seen[r.name]
         rewritten = frozenset(a for o in probes[r.name] if o.status == "ok" for a in o.answers)
         if not any(o.status in answered for o in obs):
-            said = ", ".join(sorted({f"{o.domain} {o.status}" for o in obs}))
+            said = ", ".join(
+                sorted(
+                    {f"{o.domain} {o.status}" + (f" ({o.detail})" if o.detail else "") for o in obs}
+                )
+            )
             health[r.name] = ResolverHealth(r.name, r.group, "down", f"canaries: {said}")
         elif rewritten:
             rewrites[r.name] = rewritten

@@ -55,12 +55,15 @@ class _Failure(Exception):
     """The attempt failed for a reason worth reporting (network error, malformed reply)."""
 
 
-class _Pending:
-    __slots__ = ("future", "malformed", "question")
+Outcome = Reading | Exception  # what a query in flight ends with: a reading, or why not
 
-    def __init__(self, question: Question, future: asyncio.Future[Reading]):
+
+class _Pending:
+    __slots__ = ("done", "malformed", "question")
+
+    def __init__(self, question: Question, done: Callable[[Outcome], None]):
         self.question = question
-        self.future = future
+        self.done = done  # called once, with the reading or the failure
         self.malformed: str | None = None
 
 
@@ -74,12 +77,12 @@ class _Matcher:
     def __len__(self) -> int:
         return len(self.pending)
 
-    def register(self, question: Question) -> tuple[int, _Pending]:
+    def register(self, question: Question, done: Callable[[Outcome], None]) -> tuple[int, _Pending]:
         while True:
             qid = self._rng.getrandbits(16)
             if qid not in self.pending:
                 break
-        pending = _Pending(question, asyncio.get_running_loop().create_future())
+        pending = _Pending(question, done)
         self.pending[qid] = pending
         return qid, pending
 
@@ -93,7 +96,7 @@ class _Matcher:
             return
         qid = (data[0] << 8) | data[1]
         pending = self.pending.get(qid)
-        if pending is None or pending.future.done():
+        if pending is None:
             return
         try:
             reading = read_reply(data, pending.question)
@@ -104,28 +107,38 @@ class _Matcher:
         if reading is None:
             return
         del self.pending[qid]
-        pending.future.set_result(reading)
+        pending.done(reading)
 
     def fail_all(self, reason: str) -> None:
-        for pending in self.pending.values():
-            if not pending.future.done():
-                pending.future.set_exception(_Failure(reason))
-        self.pending.clear()
+        pending, self.pending = self.pending, {}
+        for one in pending.values():
+            one.done(_Failure(reason))
 
 
-async def _await_reply(matcher: _Matcher, qid: int, pending: _Pending, timeout: float) -> Reading:
+def _settle(future: asyncio.Future[Reading], outcome: Outcome) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+async def _exchange_on(
+    matcher: _Matcher, send: Callable[[int], None], question: Question, timeout: float
+) -> Reading:
+    """Register a query on ``matcher``, ``send`` it with its ID, and await its reading."""
     loop = asyncio.get_running_loop()
+    future: asyncio.Future[Reading] = loop.create_future()
+    qid, pending = matcher.register(question, functools.partial(_settle, future))
 
     def expire() -> None:
-        if not pending.future.done():
-            if pending.malformed:
-                pending.future.set_exception(_Failure(pending.malformed))
-            else:
-                pending.future.set_exception(_Timeout())
+        _settle(future, _Failure(pending.malformed) if pending.malformed else _Timeout())
 
     handle = loop.call_later(timeout, expire)
     try:
-        return await pending.future
+        send(qid)
+        return await future
     finally:
         handle.cancel()
         matcher.release(qid, pending)
@@ -178,21 +191,32 @@ class _UdpClient:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.BUFFER)
             self._sockets.append(protocol)
 
-    async def exchange(self, template: bytes, question: Question, timeout: float) -> Reading:
+    async def ready(self) -> None:
+        """Open the sockets if they are not open yet. Raises _Failure."""
         if not self._sockets:
             try:
                 await self._open()
             except OSError as exc:
                 raise _Failure(f"network error: {exc.strerror or exc}") from None
+
+    def pick(self) -> _UdpProtocol:
+        """Return the next socket, round robin, so the source ports vary. Raises _Failure."""
         self._next = (self._next + 1) % len(self._sockets)
         protocol = self._sockets[self._next]
-        matcher = protocol.matcher
-        if len(matcher) >= self.MAX_IN_FLIGHT:
+        if len(protocol.matcher) >= self.MAX_IN_FLIGHT:
             raise _Failure("too many queries in flight")
-        qid, pending = matcher.register(question)
-        assert protocol.transport is not None
-        protocol.transport.sendto(_with_id(template, qid))
-        return await _await_reply(matcher, qid, pending, timeout)
+        return protocol
+
+    async def exchange(self, template: bytes, question: Question, timeout: float) -> Reading:
+        await self.ready()
+        protocol = self.pick()
+        transport = protocol.transport
+        assert transport is not None
+
+        def send(qid: int) -> None:
+            transport.sendto(_with_id(template, qid))
+
+        return await _exchange_on(protocol.matcher, send, question, timeout)
 
     async def close(self) -> None:
         for protocol in self._sockets:
@@ -261,10 +285,12 @@ class _StreamClient:
 
     async def exchange(self, template: bytes, question: Question, timeout: float) -> Reading:
         writer = await self._connect(timeout)
-        qid, pending = self._matcher.register(question)
-        wire = _with_id(template, qid)
-        writer.write(struct.pack("!H", len(wire)) + wire)
-        return await _await_reply(self._matcher, qid, pending, timeout)
+
+        def send(qid: int) -> None:
+            wire = _with_id(template, qid)
+            writer.write(struct.pack("!H", len(wire)) + wire)
+
+        return await _exchange_on(self._matcher, send, question, timeout)
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -341,6 +367,8 @@ class Pacer:
     happens in the same loop step as :meth:`wait` returns, so these times are the send times.
     """
 
+    CATCH_UP = 0.02
+
     def __init__(self, rate: float) -> None:
         self._interval = 1.0 / rate if rate > 0 else 0.0
         self._next = 0.0
@@ -359,6 +387,26 @@ class Pacer:
         while len(recent) == recent.maxlen and (now := loop.time()) < recent[0] + 1.0:
             await asyncio.sleep(recent[0] + 1.0 - now)
         recent.append(loop.time())
+
+    def try_now(self, now: float) -> float:
+        """Take a send slot at ``now`` and return 0, or return how long to wait for one.
+
+        For callers that cannot sleep (callbacks). A timer that fires a little late may send
+        the slots it missed at once (up to CATCH_UP seconds' worth), so the rate is reached;
+        the one-second window still holds.
+        """
+        if not self._interval:
+            return 0.0
+        if not self._next:
+            self._next = now  # no catching up on slots before the first send
+        if now < self._next:
+            return self._next - now
+        recent = self._recent
+        if len(recent) == recent.maxlen and now < recent[0] + 1.0:
+            return recent[0] + 1.0 - now
+        self._next = max(self._next, now - self.CATCH_UP) + self._interval
+        recent.append(now)
+        return 0.0
 
 
 def ssl_context_for(resolver: Resolver) -> ssl.SSLContext:
@@ -382,7 +430,7 @@ class ResolverClient:
         self.attempts = attempts
         self.pacer = Pacer(resolver.rate)
         self.sent = 0
-        self._rd = resolver.mode != "authoritative"
+        self.recursion = resolver.mode != "authoritative"
         self._udp: _UdpClient | None = None
         self._stream: _StreamClient | None = None
         self._doh: _DohClient | None = None
@@ -410,7 +458,7 @@ class ResolverClient:
         off-path forger or a box that injects answers into UDP cannot then produce again.
         """
         question = Question.of(domain, _rdtype_code(rdtype_text))
-        template = query_wire(question, recursion=self._rd, payload=EDNS_PAYLOAD)
+        template = query_wire(question, recursion=self.recursion, payload=EDNS_PAYLOAD)
         status, detail = "timeout", None
         for _ in range(self.attempts):
             await self.pacer.wait()
@@ -449,6 +497,11 @@ class ResolverClient:
             reading = await self._stream.exchange(template, question, self.timeout)
         return reading
 
+    @property
+    def udp(self) -> _UdpClient | None:
+        """The UDP client, for a resolver whose transport is udp."""
+        return self._udp
+
     async def close(self) -> None:
         for client in (self._udp, self._stream, self._doh):
             if client is not None:
@@ -456,6 +509,206 @@ class ResolverClient:
 
 
 Job = tuple[str, str]  # (domain as A-label, record type)
+
+
+class _Flight:
+    """One job of a UDP pass: its question, and where its current attempt stands."""
+
+    __slots__ = (
+        "attempt",
+        "detail",
+        "domain",
+        "index",
+        "pending",
+        "qid",
+        "question",
+        "rdtype",
+        "socket",
+        "status",
+        "template",
+    )
+
+    def __init__(self, index: int, domain: str, rdtype: str, question: Question, template: bytes):
+        self.index = index
+        self.domain = domain
+        self.rdtype = rdtype
+        self.question = question
+        self.template = template
+        self.attempt = 0
+        self.status = "timeout"
+        self.detail: str | None = None
+        self.pending: _Pending | None = None
+        self.qid = 0
+        self.socket: _UdpProtocol | None = None
+
+
+class _UdpPass:
+    """One resolver's jobs over UDP, driven by callbacks instead of a coroutine per query.
+
+    At a million names the coroutine, future and timer of each query cost more than reading
+    its reply, so here a reply's callback finishes its job and sends the next one, and one
+    periodic tick expires the oldest attempts (they all share one timeout, so a FIFO queue
+    ordered by deadline is enough). Truncated replies are asked again over TCP.
+    """
+
+    TICK = 0.05
+
+    def __init__(
+        self,
+        client: ResolverClient,
+        udp: _UdpClient,
+        jobs: Iterator[tuple[int, Job]],
+        finish: Callable[[int, Observation], None],
+        window: int,
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.client = client
+        self.udp = udp
+        self.jobs = jobs
+        self.finish_job = finish
+        self.window = window
+        self.in_flight = 0
+        self.exhausted = False
+        self.ready: collections.deque[_Flight] = collections.deque()  # to send (again) first
+        self.deadlines: collections.deque[tuple[float, _Flight, _Pending]] = collections.deque()
+        self.finished: asyncio.Future[None] = self.loop.create_future()
+        self.wake: asyncio.TimerHandle | None = None
+        self.fallbacks: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        self.fill()
+        tick = self.loop.call_later(self.TICK, self.tick)
+        try:
+            await self.finished
+        finally:
+            tick.cancel()
+            if self.wake is not None:
+                self.wake.cancel()
+            for task in self.fallbacks:
+                task.cancel()
+            for _, flight, pending in self.deadlines:
+                if flight.socket is not None:
+                    flight.socket.matcher.release(flight.qid, pending)
+
+    def fill(self) -> None:
+        """Send what may be sent now: retries first, then new jobs while the window has room."""
+        self.wake = None
+        try:
+            while True:
+                if self.ready:
+                    flight = self.ready.popleft()
+                elif self.in_flight < self.window and not self.exhausted:
+                    job = next(self.jobs, None)
+                    if job is None:
+                        self.exhausted = True
+                        break
+                    flight = self.new_flight(job)
+                    self.in_flight += 1
+                else:
+                    break
+                delay = self.client.pacer.try_now(self.loop.time())
+                if delay > 0:
+                    self.ready.appendleft(flight)
+                    self.wake = self.loop.call_later(delay, self.fill)
+                    return
+                self.send(flight)
+        except Exception as exc:  # a bug must end the pass, not vanish in a callback
+            self.fail(exc)
+            return
+        self.check_done()
+
+    def new_flight(self, job: tuple[int, Job]) -> _Flight:
+        index, (domain, rdtype) = job
+        question = Question.of(domain, _rdtype_code(rdtype))
+        template = query_wire(question, recursion=self.client.recursion, payload=EDNS_PAYLOAD)
+        return _Flight(index, domain, rdtype, question, template)
+
+    def send(self, flight: _Flight) -> None:
+        flight.attempt += 1
+        self.client.sent += 1
+        try:
+            protocol = self.udp.pick()
+        except _Failure as exc:
+            self.attempt_failed(flight, "error", str(exc))
+            return
+        done = functools.partial(self.answered, flight)
+        qid, pending = protocol.matcher.register(flight.question, done)
+        flight.qid, flight.pending, flight.socket = qid, pending, protocol
+        self.deadlines.append((self.loop.time() + self.client.timeout, flight, pending))
+        assert protocol.transport is not None
+        protocol.transport.sendto(_with_id(flight.template, qid))
+
+    def answered(self, flight: _Flight, outcome: Outcome) -> None:
+        flight.pending = None
+        try:
+            if isinstance(outcome, Exception):
+                self.attempt_failed(flight, "error", str(outcome))
+            elif outcome.truncated:
+                task = self.loop.create_task(self.over_tcp(flight))
+                self.fallbacks.add(task)
+                task.add_done_callback(self.fallbacks.discard)
+            else:
+                self.done(flight, outcome.status, outcome.answers, outcome.detail)
+        except Exception as exc:
+            self.fail(exc)
+
+    async def over_tcp(self, flight: _Flight) -> None:
+        try:
+            observation = await self.client.ask(flight.domain, flight.rdtype, stream=True)
+            self.done(flight, observation.status, observation.answers, observation.detail)
+        except Exception as exc:
+            self.fail(exc)
+
+    def tick(self) -> None:
+        now = self.loop.time()
+        deadlines = self.deadlines
+        try:
+            while deadlines and deadlines[0][0] <= now:
+                _, flight, pending = deadlines.popleft()
+                if flight.pending is not pending:
+                    continue  # answered, or already sent again
+                assert flight.socket is not None
+                flight.socket.matcher.release(flight.qid, pending)
+                flight.pending = None
+                if pending.malformed:
+                    self.attempt_failed(flight, "error", pending.malformed)
+                else:
+                    self.attempt_failed(flight, "timeout", None)
+        except Exception as exc:
+            self.fail(exc)
+            return
+        if not self.finished.done():
+            self.loop.call_later(self.TICK, self.tick)
+
+    def attempt_failed(self, flight: _Flight, status: str, detail: str | None) -> None:
+        flight.status, flight.detail = status, detail
+        if flight.attempt < self.client.attempts:
+            self.ready.append(flight)
+            if self.wake is None:
+                self.wake = self.loop.call_soon(self.fill)  # type: ignore[assignment]
+        else:
+            self.done(flight, status, (), detail)
+
+    def done(
+        self, flight: _Flight, status: str, answers: tuple[str, ...], detail: str | None
+    ) -> None:
+        name = self.client.resolver.name
+        self.finish_job(
+            flight.index, Observation(name, flight.domain, flight.rdtype, status, answers, detail)
+        )
+        self.in_flight -= 1
+        if self.wake is None and not self.exhausted:
+            self.fill()
+        else:
+            self.check_done()
+
+    def check_done(self) -> None:
+        if self.exhausted and self.in_flight == 0 and not self.finished.done():
+            self.finished.set_result(None)
+
+    def fail(self, exc: Exception) -> None:
+        if not self.finished.done():
+            self.finished.set_exception(exc)
 
 
 @functools.cache
@@ -511,14 +764,30 @@ class Engine:
         """
         size = len(domains) * len(rdtypes)
 
+        def finish(index: int, observation: Observation) -> None:
+            sink(index, observation)
+            self.done += 1
+
         async def worker(client: ResolverClient, queue: Iterator[tuple[int, Job]]) -> None:
             for index, (domain, rdtype) in queue:
-                sink(index, await client.ask(domain, rdtype, stream=stream))
-                self.done += 1
+                finish(index, await client.ask(domain, rdtype, stream=stream))
+
+        async def over_udp(client: ResolverClient, udp: _UdpClient) -> None:
+            queue = enumerate(itertools.product(domains, rdtypes))
+            try:
+                await udp.ready()
+            except _Failure:
+                # No socket: every job ends as the coroutine path would say it.
+                await worker(client, queue)
+                return
+            await _UdpPass(client, udp, queue, finish, self.concurrency).run()
 
         tasks = []
         for name in resolvers:
             client = self.clients[name]
+            if client.udp is not None and not stream:
+                tasks.append(asyncio.create_task(over_udp(client, client.udp)))
+                continue
             queue = enumerate(itertools.product(domains, rdtypes))
             for _ in range(min(self.concurrency, size)):
                 tasks.append(asyncio.create_task(worker(client, queue)))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import functools
+import bisect
 import ipaddress
+import socket
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -105,16 +106,64 @@ def is_suspicious(address: str, *, bogons: bool, stub_addresses: Collection[str]
     return bogons and is_bogon(address)
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def is_bogon(address: str) -> bool:
     """Return whether an address is outside globally routable unicast space."""
     try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
+        if ":" not in address:
+            value = int.from_bytes(socket.inet_pton(socket.AF_INET, address), "big")
+            return _in_ranges(value, _BOGONS_V4)
+        value = int.from_bytes(socket.inet_pton(socket.AF_INET6, address), "big")
+    except OSError:
         return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not ip.is_global or ip.is_multicast
+    if value >> 32 == 0xFFFF:  # IPv4-mapped
+        return _in_ranges(value & 0xFFFFFFFF, _BOGONS_V4)
+    return _in_ranges(value, _BOGONS_V6)
+
+
+def _ranges(networks: list[str]) -> tuple[list[int], list[int]]:
+    """Return sorted (starts, ends) of the networks, for bisection."""
+    nets = sorted(ipaddress.ip_network(n) for n in networks)
+    return [int(n.network_address) for n in nets], [int(n.broadcast_address) for n in nets]
+
+
+def _in_ranges(value: int, ranges: tuple[list[int], list[int]]) -> bool:
+    starts, ends = ranges
+    i = bisect.bisect_right(starts, value) - 1
+    return i >= 0 and value <= ends[i]
+
+
+# What Python's ipaddress calls not global, plus multicast (RFC 6890 and its updates); checked
+# against ipaddress in the tests. Looked up by bisection: at a million names, every answer is.
+_BOGONS_V4 = _ranges(
+    [
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/3",
+    ]
+)
+_BOGONS_V6 = _ranges(
+    [
+        "::/127",
+        "::ffff:0:0/96",
+        "64:ff9b:1::/48",
+        "100::/64",
+        "2001::/23",
+        "2001:db8::/32",
+        "fc00::/7",
+        "fe80::/10",
+        "ff00::/8",
+    ]
+)
 
 
 def judge_controls(states: Sequence[State], min_controls: int) -> str:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.probe import Observation
 from monitor.verdict import (
@@ -10,6 +14,7 @@ from monitor.verdict import (
     State,
     Verdict,
     decide,
+    is_bogon,
     is_suspicious,
     judge,
     judge_controls,
@@ -202,3 +207,27 @@ def test_stub_address_is_tampering_even_without_bogons() -> None:
 )
 def test_most_telling_status(statuses: list[str], shown: str) -> None:
     assert most_telling(statuses) == shown
+
+
+def _reference_bogon(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
+# ipaddress makes single-address exceptions inside these special-purpose blocks (for example
+# 192.0.0.9, 2001:1::1) and, in some versions, misses RFC 8215 local-use NAT64; the monitor
+# treats the whole blocks as not globally routable.
+WHOLE_BLOCKS = [ipaddress.ip_network(n) for n in ("192.0.0.0/24", "2001::/23", "64:ff9b:1::/48")]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.ip_addresses())
+def test_bogon_ranges_agree_with_ipaddress(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
+    if any(address.version == net.version and address in net for net in WHOLE_BLOCKS):
+        assert is_bogon(str(address))
+        return
+    assert is_bogon(str(address)) is _reference_bogon(str(address))
