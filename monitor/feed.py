@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import html
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from monitor.changes import Event
-from monitor.escape import escape_html
+from monitor.escape import escape_text
 
 ATOM = "http://www.w3.org/2005/Atom"
 KEEP = 200  # entries kept in the feed; older ones live on in git history
@@ -15,7 +17,9 @@ KEEP = 200  # entries kept in the feed; older ones live on in git history
 
 @dataclass(frozen=True)
 class FeedEntry:
-    """One entry of the feed, as stored (text, not yet escaped)."""
+    """One entry of the feed: text safe for one line (control characters already escaped),
+    not yet escaped for XML. Reading a feed back gives the same entries, so rendering it
+    again changes nothing."""
 
     id: str
     title: str
@@ -23,11 +27,19 @@ class FeedEntry:
     summary: str
 
 
+def _xml(text: str) -> str:
+    """Escape for XML text; characters XML cannot hold at all become \\xNN as on one line."""
+    return html.escape(escape_text(text) if _NOT_XML.search(text) else text, quote=True)
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
 def entries_for(vantage: str, events: Sequence[Event]) -> list[FeedEntry]:
     """Return one feed entry per event; the id is stable, so feed readers never see it twice."""
     return [
         FeedEntry(
-            id=f"tag:registry-monitor,2026:{vantage}/{e.date}/{e.domain}/{e.event}",
+            id=escape_text(f"tag:registry-monitor,2026:{vantage}/{e.date}/{e.domain}/{e.event}"),
             title=f"{e.event}: {e.shown} ({e.before} → {e.after})",
             updated=e.date,
             summary=f"{vantage}, {e.date}: {e.shown} went from {e.before} to {e.after}.",
@@ -69,18 +81,18 @@ def render_feed(vantage: str, new: Sequence[FeedEntry], previous: Sequence[FeedE
     lines = [
         '<?xml version="1.0" encoding="utf-8"?>',
         f'<feed xmlns="{ATOM}">',
-        f"  <title>registry-monitor: {escape_html(vantage)}</title>",
-        f"  <id>tag:registry-monitor,2026:{escape_html(vantage)}</id>",
-        f"  <updated>{escape_html(updated)}T00:00:00Z</updated>",
+        f"  <title>registry-monitor: {_xml(vantage)}</title>",
+        f"  <id>tag:registry-monitor,2026:{_xml(vantage)}</id>",
+        f"  <updated>{_xml(updated)}T00:00:00Z</updated>",
         "  <author><name>registry-monitor</name></author>",
     ]
     for e in entries:
         lines += [
             "  <entry>",
-            f"    <id>{escape_html(e.id)}</id>",
-            f"    <title>{escape_html(e.title)}</title>",
-            f"    <updated>{escape_html(e.updated)}T00:00:00Z</updated>",
-            f"    <summary>{escape_html(e.summary)}</summary>",
+            f"    <id>{_xml(e.id)}</id>",
+            f"    <title>{_xml(e.title)}</title>",
+            f"    <updated>{_xml(e.updated)}T00:00:00Z</updated>",
+            f"    <summary>{_xml(e.summary)}</summary>",
             "  </entry>",
         ]
     lines.append("</feed>")
