@@ -7,6 +7,7 @@ import encodings.idna
 import ipaddress
 import re
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -190,10 +191,21 @@ def read_watchlist_file(path: Path) -> list[tuple[int, str]]:
     line that cannot be parsed.
     """
     text = path.read_text(encoding="utf-8-sig")
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    first = next((line.strip() for line in _lines(text) if line.strip()), "")
     if first.lower() == CITIZEN_LAB_HEADER:
         return _read_citizen_lab(text)
     return _read_plain(text)
+
+
+def _lines(text: str) -> Iterator[str]:
+    """Yield the lines of ``text`` one at a time (no list of a million lines)."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        if end < 0:
+            end = len(text)
+        yield text[start:end]
+        start = end + 1
 
 
 def _read_plain(text: str) -> list[tuple[int, str]]:
