@@ -368,6 +368,9 @@ class Pacer:
     """
 
     CATCH_UP = 0.02
+    # A second, and a little more: a datagram can leave the host a moment after its send
+    # time was noted, and the limit must hold for any second as the resolver sees it.
+    WINDOW = 1.003
 
     def __init__(self, rate: float) -> None:
         self._interval = 1.0 / rate if rate > 0 else 0.0
@@ -384,8 +387,8 @@ class Pacer:
         if slot > now:
             await asyncio.sleep(slot - now)
         recent = self._recent
-        while len(recent) == recent.maxlen and (now := loop.time()) < recent[0] + 1.0:
-            await asyncio.sleep(recent[0] + 1.0 - now)
+        while len(recent) == recent.maxlen and (now := loop.time()) < recent[0] + self.WINDOW:
+            await asyncio.sleep(recent[0] + self.WINDOW - now)
         recent.append(loop.time())
 
     def try_now(self, now: float) -> float:
@@ -402,11 +405,17 @@ class Pacer:
         if now < self._next:
             return self._next - now
         recent = self._recent
-        if len(recent) == recent.maxlen and now < recent[0] + 1.0:
-            return recent[0] + 1.0 - now
+        if len(recent) == recent.maxlen and now < recent[0] + self.WINDOW:
+            return recent[0] + self.WINDOW - now
         self._next = max(self._next, now - self.CATCH_UP) + self._interval
         recent.append(now)
         return 0.0
+
+    def sent_at(self, when: float) -> None:
+        """Note when the send just allowed by :meth:`try_now` actually left: the window counts
+        from there, so a send delayed on its way cannot let the next ones crowd it."""
+        if self._interval:
+            self._recent[-1] = when
 
 
 def ssl_context_for(resolver: Resolver) -> ssl.SSLContext:
@@ -572,7 +581,7 @@ class _UdpPass:
         self.ready: collections.deque[_Flight] = collections.deque()  # to send (again) first
         self.deadlines: collections.deque[tuple[float, _Flight, _Pending]] = collections.deque()
         self.finished: asyncio.Future[None] = self.loop.create_future()
-        self.wake: asyncio.TimerHandle | None = None
+        self.wake: asyncio.Handle | None = None  # a fill() already scheduled
         self.fallbacks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
@@ -637,6 +646,7 @@ class _UdpPass:
         self.deadlines.append((self.loop.time() + self.client.timeout, flight, pending))
         assert protocol.transport is not None
         protocol.transport.sendto(_with_id(flight.template, qid))
+        self.client.pacer.sent_at(self.loop.time())
 
     def answered(self, flight: _Flight, outcome: Outcome) -> None:
         flight.pending = None
@@ -685,7 +695,7 @@ class _UdpPass:
         if flight.attempt < self.client.attempts:
             self.ready.append(flight)
             if self.wake is None:
-                self.wake = self.loop.call_soon(self.fill)  # type: ignore[assignment]
+                self.wake = self.loop.call_soon(self.fill)
         else:
             self.done(flight, status, (), detail)
 
