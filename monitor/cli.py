@@ -16,6 +16,7 @@ from monitor import __version__, daily, gitstore
 from monitor.config import Config, WatchedName, load_config
 from monitor.demo import demo
 from monitor.errors import MonitorError, UsageError
+from monitor.export import export_sqlite
 from monitor.history import events_between, history
 from monitor.measure import Progress, measure
 from monitor.names import to_alabel, to_display
@@ -28,6 +29,7 @@ from monitor.output import (
     measurement_document,
     run_summary,
 )
+from monitor.report import build_site
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -348,6 +350,87 @@ def demo_command(keep: Path | None) -> None:
         click.echo(
             "\nDone. Run `registry-monitor demo --keep DIR` to keep the repository and read it."
         )
+
+
+@cli.command()
+@_repo_option
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the site here (default: site/ in the repository).",
+)
+@click.option(
+    "--link",
+    default=None,
+    metavar="URL",
+    help="The repository's web page, for commit links, e.g. https://github.com/OWNER/REPO "
+    "(default: from the origin remote when it is on GitHub).",
+)
+@click.option(
+    "--vantage",
+    "vantages",
+    multiple=True,
+    metavar="NAME",
+    help="Only this vantage point (repeatable; default: every one under snapshots/).",
+)
+@click.pass_context
+@reports_errors
+def report(
+    ctx: click.Context,
+    repo_dir: Path | None,
+    out_dir: Path | None,
+    link: str | None,
+    vantages: tuple[str, ...],
+) -> None:
+    """Build a static HTML report (index.html) from the git history of snapshots/.
+
+    Charts of the verdicts per run, the names not present now, a timeline per name and the
+    events of each day, for every vantage point; it loads nothing from the network.
+    """
+    repo = gitstore.open_repo(repo_dir)
+    root = Path(repo.working_tree_dir or ".")
+    path, explicit = ctx.obj
+    watchlist = load_config(path).watchlist if explicit or path.exists() else ()
+    labels = {n.domain: n.label for n in watchlist if n.label}
+    site = build_site(repo, out_dir or root / "site", vantages=vantages, link=link, labels=labels)
+    click.echo(
+        f"wrote {site.index}: {', '.join(site.vantages)}, {site.runs} runs, {site.events} events"
+    )
+
+
+@cli.command()
+@click.option(
+    "--sqlite",
+    "sqlite_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The SQLite file to write (replaced atomically).",
+)
+@_repo_option
+@click.option(
+    "--vantage",
+    "vantages",
+    multiple=True,
+    metavar="NAME",
+    help="Only this vantage point (repeatable; default: every one under snapshots/).",
+)
+@click.pass_context
+@reports_errors
+def export(
+    ctx: click.Context, sqlite_path: Path, repo_dir: Path | None, vantages: tuple[str, ...]
+) -> None:
+    """Export runs, names, verdict periods and events from the git history to SQLite."""
+    repo = gitstore.open_repo(repo_dir)
+    path, explicit = ctx.obj
+    watchlist = load_config(path).watchlist if explicit or path.exists() else ()
+    labels = {n.domain: n.label for n in watchlist if n.label}
+    done = export_sqlite(repo, sqlite_path, vantages=vantages, labels=labels)
+    click.echo(
+        f"wrote {done.path}: {', '.join(done.vantages)}, {done.runs} runs, {done.domains} "
+        f"names, {done.periods} periods, {done.events} events"
+    )
 
 
 def main() -> None:

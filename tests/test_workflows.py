@@ -49,8 +49,10 @@ def jobs_running(workflow: dict[Any, Any], needle: str) -> list[str]:
 
 def monitor_run_command(workflow: dict[Any, Any]) -> list[str]:
     """The words of the `registry-monitor ... run ...` command in the nightly workflow."""
-    commands = [s["run"] for _, s in steps(workflow) if "registry-monitor" in s.get("run", "")]
-    assert len(commands) == 1, "exactly one step runs registry-monitor"
+    commands = [
+        s["run"] for _, s in steps(workflow) if "registry-monitor --config" in s.get("run", "")
+    ]
+    assert len(commands) == 1, "exactly one step runs registry-monitor run"
     text = commands[0].replace("\\\n", " ")
     line = next(ln for ln in text.splitlines() if "registry-monitor" in ln)
     return shlex.split(line)
@@ -125,7 +127,16 @@ def test_issues_write_only_in_the_alert_job() -> None:
     # The job that handles DNS answers and holds the push token cannot write issues, and the
     # alert job cannot push.
     assert jobs_running(workflow, "gh ") == ["alert"]
-    assert jobs_running(workflow, "registry-monitor ") == ["measure"]
+    assert jobs_running(workflow, "registry-monitor --config") == ["measure"]
+
+
+def test_the_report_job_only_reads_and_deploys_pages() -> None:
+    workflow = load(NIGHTLY)
+    report = workflow["jobs"]["report"]
+    assert report["permissions"] == {"contents": "read", "pages": "write", "id-token": "write"}
+    assert report["needs"] == "measure"
+    assert "vars.REPORT_PAGES == 'true'" in report["if"]
+    assert jobs_running(workflow, "registry-monitor report") == ["report"]
 
 
 def test_the_tests_workflow_writes_nothing() -> None:
@@ -192,7 +203,9 @@ def test_the_run_pushes_and_exits_3_on_flags() -> None:
 
 def test_exit_3_and_4_do_not_lose_the_commit_or_fail_the_job() -> None:
     workflow = load(NIGHTLY)
-    script = next(s["run"] for _, s in steps(workflow) if "registry-monitor" in s.get("run", ""))
+    script = next(
+        s["run"] for _, s in steps(workflow) if "registry-monitor --config" in s.get("run", "")
+    )
     assert "|| status=$?" in script, "the exit code is captured, not fatal"
     assert re.search(r"^\s*3\)", script, re.M)
     assert re.search(r"^\s*4\).*::warning", script, re.M)
