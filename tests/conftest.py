@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from realdns import DNSLab, MissingBinaryError, require_binaries
+from realdns import DNSLab, fail_unless_installed
 
 
 @pytest.fixture
@@ -13,12 +13,6 @@ def dnslab(tmp_path: Path) -> Iterator[DNSLab]:
 
     Fails (never skips) when nsd or unbound is missing, saying how to install them.
     """
-    missing = None
-    try:
-        require_binaries()
-    except MissingBinaryError as error:
-        missing = str(error)
-    if missing is not None:
-        pytest.fail(missing, pytrace=False)
+    fail_unless_installed()
     with DNSLab(tmp_path / "lab") as lab:
         yield lab

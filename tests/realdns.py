@@ -87,6 +87,20 @@ def require_binaries() -> None:
         raise MissingBinaryError(INSTALL_HINT)
 
 
+def fail_unless_installed() -> None:
+    """Fail the calling test (never skip) when nsd or unbound is missing, saying how to
+    install them. For fixtures; imports pytest only when called."""
+    import pytest
+
+    missing = None
+    try:
+        require_binaries()
+    except MissingBinaryError as error:
+        missing = str(error)
+    if missing is not None:
+        pytest.fail(missing, pytrace=False)
+
+
 def root_zone(records: Iterable[str], ns_address: str = "127.0.0.1") -> str:
     """Return the text of a root zone: SOA, NS with glue at ns_address, then the records.
 

@@ -25,7 +25,7 @@ import dns.query
 import pytest
 import realdns
 from click.testing import CliRunner, Result
-from realdns import DNSLab, Endpoint, MissingBinaryError
+from realdns import DNSLab, Endpoint
 
 from monitor.cli import cli
 
@@ -81,13 +81,7 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    missing = None
-    try:
-        realdns.require_binaries()
-    except MissingBinaryError as error:
-        missing = str(error)
-    if missing is not None:
-        pytest.fail(missing, pytrace=False)
+    realdns.fail_unless_installed()
     work = tmp_path_factory.mktemp("e2e-check")
     with DNSLab(work / "lab") as dnslab:
         nsd = dnslab.start_nsd(records=RECORDS)

@@ -24,7 +24,7 @@ import dns.rcode
 import pytest
 import realdns
 import yaml
-from realdns import DNSLab, Endpoint, MissingBinaryError
+from realdns import DNSLab, Endpoint
 
 PROJECT = Path(__file__).resolve().parent.parent
 AUTHOR = "E2E Runner"
@@ -108,13 +108,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    missing = None
-    try:
-        realdns.require_binaries()
-    except MissingBinaryError as error:
-        missing = str(error)
-    if missing is not None:
-        pytest.fail(missing, pytrace=False)
+    realdns.fail_unless_installed()
     work = tmp_path_factory.mktemp("e2e")
     with DNSLab(work / "lab") as lab:
         lab.start_nsd(records=RECORDS)

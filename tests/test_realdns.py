@@ -39,13 +39,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    missing = None
-    try:
-        realdns.require_binaries()
-    except MissingBinaryError as error:
-        missing = str(error)
-    if missing is not None:
-        pytest.fail(missing, pytrace=False)
+    realdns.fail_unless_installed()
     with DNSLab(tmp_path_factory.mktemp("world")) as lab:
         nsd = lab.start_nsd(records=RECORDS)
         control = lab.start_unbound("control")

@@ -1,0 +1,355 @@
+"""The command line without DNS: validate, usage errors, exit codes, messages and --help."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from monitor import __version__
+from monitor.cli import cli
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+VALID = """\
+vantage: lab
+resolvers:
+  national:
+    - {name: nsdi-a, address: 195.208.4.1}
+  control:
+    - {name: google, address: 8.8.8.8, transport: tcp}
+watchlist: [youtube.com, кремль.рф]
+"""
+
+
+@pytest.fixture(autouse=True)
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No config from the environment, and a working directory without config.yaml."""
+    monkeypatch.delenv("REGISTRY_MONITOR_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(
+        cli, list(args), prog_name="registry-monitor", env=env, catch_exceptions=False
+    )
+
+
+def monitor(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m monitor ARGS`` as a subprocess, so main()'s handling is what runs."""
+    env = {k: v for k, v in os.environ.items() if k != "REGISTRY_MONITOR_CONFIG"}
+    env["PYTHONPATH"] = str(PROJECT)
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+# ----------------------------------------------------------------------------- validate
+
+
+def test_validate_the_shipped_config() -> None:
+    result = monitor("--config", "config.yaml", "validate", cwd=PROJECT)
+    assert (result.returncode, result.stderr) == (0, "")
+    # Counted from the file itself, so that editing the watchlist does not break the test.
+    shipped = yaml.safe_load((PROJECT / "config.yaml").read_text(encoding="utf-8"))
+    national = len(shipped["resolvers"]["national"])
+    control = len(shipped["resolvers"]["control"])
+    assert result.stdout == (
+        f"config.yaml: valid: vantage {shipped['vantage']}, {national} national and {control} "
+        f"control resolvers, {len(shipped['watchlist'])} names\n"
+    )
+
+
+def test_validate_finds_config_yaml_in_the_working_directory() -> None:
+    result = monitor("validate", cwd=PROJECT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("config.yaml: valid: ")
+
+
+def test_validate_reads_the_config_named_by_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "elsewhere.yaml"
+    path.write_text(VALID, encoding="utf-8")
+    result = invoke("validate", env={"REGISTRY_MONITOR_CONFIG": str(path)})
+    assert result.exit_code == 0
+    assert (
+        result.stdout
+        == f"{path}: valid: vantage lab, 1 national and 1 control resolvers, 2 names\n"
+    )
+
+
+def test_config_option_wins_over_the_environment(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(VALID, encoding="utf-8")
+    result = invoke(
+        "--config", str(good), "validate", env={"REGISTRY_MONITOR_CONFIG": str(tmp_path / "no")}
+    )
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"{good}: valid: ")
+
+
+RESOLVERS = """\
+resolvers:
+  national:
+    - {name: nsdi-a, address: 195.208.4.1}
+  control:
+    - {name: google, address: 8.8.8.8, transport: tcp}
+"""
+
+# name -> (file content, the message after "Error: "; {file} is the config's path)
+BROKEN: dict[str, tuple[str, str]] = {
+    "unknown key": (
+        f"vantage: lab\ntimout: 2\n{RESOLVERS}watchlist: [youtube.com]\n",
+        "{file}:2: timout: unknown key (did you mean 'timeout'?)",
+    ),
+    "bad address": (
+        RESOLVERS.replace("195.208.4.1", "195.208.4.300") + "watchlist: [youtube.com]\n",
+        "{file}:3: resolvers.national[0].address: '195.208.4.300' is not an IPv4 or IPv6 address",
+    ),
+    "duplicate resolver name": (
+        RESOLVERS.replace("name: google", "name: nsdi-a") + "watchlist: [youtube.com]\n",
+        "{file}:5: resolvers.control[0].name: 'nsdi-a' is already the name of the resolver "
+        "on line 3",
+    ),
+    "bad watchlist name": (
+        f'{RESOLVERS}watchlist: [youtube.com, "bad..name"]\n',
+        "{file}:6: watchlist[1]: 'bad..name' is not a domain name: empty label",
+    ),
+    "duplicate watchlist name": (
+        f"{RESOLVERS}watchlist:\n  - youtube.com\n  - YouTube.com.\n",
+        "{file}:8: watchlist[1]: youtube.com is already listed on line 7",
+    ),
+    "min_controls above the controls": (
+        f"min_controls: 2\n{RESOLVERS}watchlist: [youtube.com]\n",
+        "{file}:1: min_controls: must be at most 1, the number of control resolvers, got 2",
+    ),
+    "unknown transport": (
+        RESOLVERS.replace("transport: tcp", "transport: quic") + "watchlist: [youtube.com]\n",
+        "{file}:5: resolvers.control[0].transport: must be one of udp, tcp, dot, doh, got 'quic'",
+    ),
+    "doh without url": (
+        RESOLVERS.replace("address: 8.8.8.8, transport: tcp", "transport: doh")
+        + "watchlist: [youtube.com]\n",
+        "{file}:5: resolvers.control[0].url: missing: a doh resolver needs a url",
+    ),
+    "zero timeout": (
+        f"timeout: 0\n{RESOLVERS}watchlist: [youtube.com]\n",
+        "{file}:1: timeout: must be > 0 and <= 60 seconds, got 0",
+    ),
+    "uppercase vantage": (
+        f"vantage: Lab\n{RESOLVERS}watchlist: [youtube.com]\n",
+        "{file}:1: vantage: must be lowercase letters, digits and '-', got 'Lab'",
+    ),
+    "no resolvers": (
+        "watchlist: [youtube.com]\n",
+        "{file}:1: resolvers: missing: at least one national and one control resolver",
+    ),
+    "missing watchlist file": (
+        f"watchlist_files: [nope.txt]\n{RESOLVERS}",
+        "{file}:1: watchlist_files[0]: cannot read {dir}/nope.txt: No such file or directory",
+    ),
+    "invalid YAML": (
+        f"vantage: [lab\n{RESOLVERS}",
+        "{file}:2: invalid YAML: while parsing a flow sequence, expected ',' or ']', but got ':'",
+    ),
+    "empty file": ("", "{file}: the file holds no settings"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_validate_broken_config(tmp_path: Path, case: str) -> None:
+    text, message = BROKEN[case]
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    result = invoke("--config", str(path), "validate")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == "Error: " + message.format(file=path, dir=tmp_path) + "\n"
+
+
+def test_validate_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"vantage: lab\n# caf\xe9\n")
+    result = invoke("--config", str(path), "validate")
+    assert (result.exit_code, result.stderr) == (2, f"Error: {path}:2: not UTF-8 text\n")
+
+
+def test_broken_config_via_main(tmp_path: Path) -> None:
+    text, message = BROKEN["bad address"]
+    (tmp_path / "config.yaml").write_text(text, encoding="utf-8")
+    # The relative default path is what the message names.
+    result = monitor("validate", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "Error: " + message.format(file="config.yaml") + "\n"
+
+
+@pytest.mark.parametrize("command", [["validate"], ["check"], ["check", "--json"], ["run"]])
+def test_missing_config_file_exits_2(tmp_path: Path, command: list[str]) -> None:
+    missing = tmp_path / "nope.yaml"
+    result = monitor("--config", str(missing), *command, cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"Error: {missing}: cannot read the file: No such file or directory\n"
+
+
+def test_default_config_missing_exits_2(tmp_path: Path) -> None:
+    result = invoke("check")
+    assert result.exit_code == 2
+    assert result.stderr == "Error: config.yaml: cannot read the file: No such file or directory\n"
+
+
+def test_config_that_is_a_directory_exits_2(tmp_path: Path) -> None:
+    result = monitor("--config", str(tmp_path), "validate", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.endswith(
+        f"Error: Invalid value for '--config': File '{tmp_path}' is a directory.\n"
+    )
+
+
+# ----------------------------------------------------------------------------- usage errors
+
+
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(VALID, encoding="utf-8")
+    return path
+
+
+def test_run_push_and_no_commit_exits_2(tmp_path: Path) -> None:
+    result = monitor(
+        "--config", str(config_file(tmp_path)), "run", "--push", "--no-commit", cwd=tmp_path
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "Error: --push and --no-commit cannot be used together\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["history", "--since", "2026-13-01"],
+            "Error: --since '2026-13-01': expected a date as YYYY-MM-DD\n",
+        ),
+        (
+            ["history", "--since", "2026-1-01"],
+            "Error: --since '2026-1-01': expected a date as YYYY-MM-DD\n",
+        ),
+        (
+            ["run", "--no-commit", "--date", "2026-02-30"],
+            "Error: --date '2026-02-30': expected a date as YYYY-MM-DD\n",
+        ),
+        (["check", "a b"], "Error: 'a b' is not a domain name: contains whitespace\n"),
+        (["history", "bad..name"], "Error: 'bad..name' is not a domain name: empty label\n"),
+    ],
+)
+def test_bad_arguments_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    result = invoke("--config", str(config_file(tmp_path)), *args)
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", message)
+
+
+@pytest.mark.parametrize("command", [["run", "--no-commit"], ["diff"], ["history"]])
+def test_outside_a_git_repository_exits_2(tmp_path: Path, command: list[str]) -> None:
+    not_a_repo = tmp_path / "plain"
+    not_a_repo.mkdir()
+    result = invoke("--config", str(config_file(tmp_path)), *command, "--repo", str(not_a_repo))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: not a git repository: {not_a_repo} (use --repo DIR or git init)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "last_line"),
+    [
+        (["frobnicate"], "Error: No such command 'frobnicate'."),
+        (["check", "--bogus"], "Error: No such option '--bogus'."),
+        (["validate", "--config", "x.yaml"], "Error: No such option '--config'."),
+        (
+            ["history", "--format", "xml"],
+            "Error: Invalid value for '--format': 'xml' is not one of 'table', 'csv', 'json'.",
+        ),
+    ],
+)
+def test_click_usage_errors_via_main_exit_2(
+    tmp_path: Path, args: list[str], last_line: str
+) -> None:
+    result = monitor(*args, cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines()[-1] == last_line
+    assert result.stderr.startswith("Usage: ")
+
+
+# ----------------------------------------------------------------------------- help
+
+
+HELP: dict[str, tuple[str, list[str]]] = {
+    # command -> (usage line, the options of DESIGN.md its --help must list)
+    "validate": ("Usage: registry-monitor validate [OPTIONS]", []),
+    "check": ("Usage: registry-monitor check [OPTIONS] [DOMAINS]...", ["--json"]),
+    "run": (
+        "Usage: registry-monitor run [OPTIONS]",
+        ["--repo", "--date", "--no-commit", "--push", "--json", "--exit-code"],
+    ),
+    "diff": ("Usage: registry-monitor diff [OPTIONS] [REV_A] [REV_B]", ["--repo", "--json"]),
+    "history": (
+        "Usage: registry-monitor history [OPTIONS] [DOMAINS]...",
+        ["--repo", "--since", "--format"],
+    ),
+    "demo": ("Usage: registry-monitor demo [OPTIONS]", ["--keep"]),
+}
+
+
+def test_every_command_of_the_design_is_there() -> None:
+    assert set(cli.commands) >= set(HELP)
+
+
+@pytest.mark.parametrize("command", sorted(cli.commands))
+def test_every_command_has_help(command: str) -> None:
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"Usage: registry-monitor {command} [OPTIONS]")
+    assert cli.commands[command].help, f"{command} has no docstring"
+
+
+@pytest.mark.parametrize("command", list(HELP))
+def test_command_help(command: str) -> None:
+    usage, options = HELP[command]
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == usage
+    # The docstring's first line is the help text's first paragraph.
+    doc = (cli.commands[command].help or "").split("\n\n")[0].split()
+    assert " ".join(" ".join(lines[1:]).split()).startswith(" ".join(doc))
+    listed = [line.split()[0].rstrip(",") for line in lines if line.startswith("  -")]
+    # DESIGN.md's options at least; a command may grow more (run --summary, say).
+    assert set(listed) >= {*options, "-h"}
+
+
+def test_top_level_help_lists_every_command() -> None:
+    result = monitor("--help", cwd=PROJECT)
+    assert (result.returncode, result.stderr) == (0, "")
+    commands = result.stdout.split("Commands:\n", 1)[1].splitlines()
+    assert [line.split()[0] for line in commands] == sorted(cli.commands)
+    assert "--config FILE" in result.stdout
+
+
+@pytest.mark.parametrize("command", list(HELP))
+def test_command_help_via_main(command: str) -> None:
+    result = monitor(command, "-h", cwd=PROJECT)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.startswith(f"Usage: python -m monitor {command} [OPTIONS]")
+
+
+def test_version() -> None:
+    result = monitor("--version", cwd=PROJECT)
+    assert (result.returncode, result.stdout) == (0, f"registry-monitor, version {__version__}\n")
