@@ -352,6 +352,22 @@ def demo_command(keep: Path | None) -> None:
         )
 
 
+_vantages_option = click.option(
+    "--vantage",
+    "vantages",
+    multiple=True,
+    metavar="NAME",
+    help="Only this vantage point (repeatable; default: every one under snapshots/).",
+)
+
+
+def _labels(ctx: click.Context) -> dict[str, str]:
+    """The watchlist's labels by domain, when there is a config file to read them from."""
+    path, explicit = ctx.obj
+    watchlist = load_config(path).watchlist if explicit or path.exists() else ()
+    return {n.domain: n.label for n in watchlist if n.label}
+
+
 @cli.command()
 @_repo_option
 @click.option(
@@ -368,13 +384,7 @@ def demo_command(keep: Path | None) -> None:
     help="The repository's web page, for commit links, e.g. https://github.com/OWNER/REPO "
     "(default: from the origin remote when it is on GitHub).",
 )
-@click.option(
-    "--vantage",
-    "vantages",
-    multiple=True,
-    metavar="NAME",
-    help="Only this vantage point (repeatable; default: every one under snapshots/).",
-)
+@_vantages_option
 @click.pass_context
 @reports_errors
 def report(
@@ -391,10 +401,9 @@ def report(
     """
     repo = gitstore.open_repo(repo_dir)
     root = Path(repo.working_tree_dir or ".")
-    path, explicit = ctx.obj
-    watchlist = load_config(path).watchlist if explicit or path.exists() else ()
-    labels = {n.domain: n.label for n in watchlist if n.label}
-    site = build_site(repo, out_dir or root / "site", vantages=vantages, link=link, labels=labels)
+    site = build_site(
+        repo, out_dir or root / "site", vantages=vantages, link=link, labels=_labels(ctx)
+    )
     click.echo(
         f"wrote {site.index}: {', '.join(site.vantages)}, {site.runs} runs, {site.events} events"
     )
@@ -409,13 +418,7 @@ def report(
     help="The SQLite file to write (replaced atomically).",
 )
 @_repo_option
-@click.option(
-    "--vantage",
-    "vantages",
-    multiple=True,
-    metavar="NAME",
-    help="Only this vantage point (repeatable; default: every one under snapshots/).",
-)
+@_vantages_option
 @click.pass_context
 @reports_errors
 def export(
@@ -423,10 +426,7 @@ def export(
 ) -> None:
     """Export runs, names, verdict periods and events from the git history to SQLite."""
     repo = gitstore.open_repo(repo_dir)
-    path, explicit = ctx.obj
-    watchlist = load_config(path).watchlist if explicit or path.exists() else ()
-    labels = {n.domain: n.label for n in watchlist if n.label}
-    done = export_sqlite(repo, sqlite_path, vantages=vantages, labels=labels)
+    done = export_sqlite(repo, sqlite_path, vantages=vantages, labels=_labels(ctx))
     click.echo(
         f"wrote {done.path}: {', '.join(done.vantages)}, {done.runs} runs, {done.domains} "
         f"names, {done.periods} periods, {done.events} events"
