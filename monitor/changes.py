@@ -35,6 +35,15 @@ class Event:
         """The name as people read it (Unicode where it differs), escaped for one line."""
         return escape_text(self.display or self.domain)
 
+    @property
+    def line(self) -> str:
+        """The event on one line for people: "disappeared: bbc.com (present → missing)".
+
+        The verdicts come from snapshot files, which a person may have edited: escaped too.
+        """
+        move = f"{escape_text(self.before)} → {escape_text(self.after)}"
+        return f"{self.event}: {self.shown} ({move})"
+
     def document(self) -> dict[str, str]:
         """Return the event as in DESIGN.md's JSON (``from``/``to``)."""
         doc = {"domain": self.domain, "event": self.event, "from": self.before, "to": self.after}
@@ -148,7 +157,7 @@ def commit_message(
         if len(events) > NAMES_IN_SUBJECT:
             names.append(f"and {len(events) - NAMES_IN_SUBJECT} more")
         subject = f"{vantage}: {', '.join(counts)}: {', '.join(names)} ({date})"
-        body = "\n".join(f"{e.event}: {e.shown} ({e.before} → {e.after})" for e in events)
+        body = "\n".join(e.line for e in events)
         body += "\n\n"
     else:
         missing = sum(e.verdict == "missing" for e in entries)

@@ -276,7 +276,7 @@ def diff(
     if not events:
         click.echo(f"{vantage}: no events between {rev_a} and {rev_b}")
     for e in events:
-        click.echo(f"{e.date} {e.event}: {e.shown} ({e.before} → {e.after})")
+        click.echo(f"{e.date} {e.line}")
 
 
 @cli.command("history")
@@ -339,7 +339,7 @@ def demo_command(keep: Path | None) -> None:
     result = demo(keep, show_day)
     click.echo(f"\n=== diff: the events of {result.diff_day} ===")
     for e in result.diff:
-        click.echo(f"{e.date} {e.event}: {e.shown} ({e.before} → {e.after})")
+        click.echo(f"{e.date} {e.line}")
     click.echo("\n=== history " + " ".join(h.domain for h in result.histories) + " ===")
     click.echo(history_table(result.histories))
     if result.kept:

@@ -40,9 +40,9 @@ def entries_for(vantage: str, events: Sequence[Event]) -> list[FeedEntry]:
     return [
         FeedEntry(
             id=escape_text(f"tag:registry-monitor,2026:{vantage}/{e.date}/{e.domain}/{e.event}"),
-            title=f"{e.event}: {e.shown} ({e.before} → {e.after})",
+            title=e.line,
             updated=e.date,
-            summary=f"{vantage}, {e.date}: {e.shown} went from {e.before} to {e.after}.",
+            summary=f"{vantage}, {e.date}: {e.line}.",
         )
         for e in events
     ]

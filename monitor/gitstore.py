@@ -43,7 +43,8 @@ _LOG_FORMAT = (
 _LOG_FIELDS = 4
 
 # Why a push was refused that a fetch and rebase can cure; anything else is reported at once.
-_RETRYABLE_PUSH = ("(fetch first)", "(non-fast-forward)")
+# "failed to update ref": another push held the remote's ref lock; trying again is right.
+_RETRYABLE_PUSH = ("(fetch first)", "(non-fast-forward)", "(failed to update ref)")
 
 
 @dataclass(frozen=True)

@@ -155,7 +155,10 @@ class _Tally:
             row, column = divmod(index, self.width)
             index = self.positions[row] * self.width + column
         rewritten = self.rewrites.get(observation.resolver)
-        if rewritten and observation.status == "ok" and rewritten.issuperset(observation.answers):
+        if rewritten and (
+            (observation.status == "ok" and rewritten.issuperset(observation.answers))
+            or (observation.status == "nodata" and f"nodata:{observation.rdtype}" in rewritten)
+        ):
             code = STATUS_CODE["nxdomain"]
         else:
             code = code_of(
@@ -410,6 +413,10 @@ async def _canaries(
         answered = {"ok", "nodata"} | ({"referral"} if r.mode == "authoritative" else set())
         obs = seen[r.name]
         rewritten = frozenset(a for o in probes[r.name] if o.status == "ok" for a in o.answers)
+        if rewritten:
+            # Types it answered the impossible name with NOERROR and no records: that empty
+            # answer is its NXDOMAIN too.
+            rewritten |= {f"nodata:{o.rdtype}" for o in probes[r.name] if o.status == "nodata"}
         if not any(o.status in answered for o in obs):
             said = ", ".join(
                 sorted(
@@ -419,7 +426,8 @@ async def _canaries(
             health[r.name] = ResolverHealth(r.name, r.group, "down", f"canaries: {said}")
         elif rewritten:
             rewrites[r.name] = rewritten
-            detail = f"{impossible} answered {', '.join(sorted(rewritten))}"
+            addresses = sorted(a for a in rewritten if not a.startswith("nodata:"))
+            detail = f"{impossible} answered {', '.join(addresses)}"
             health[r.name] = ResolverHealth(r.name, r.group, "nxdomain-rewriting", detail)
         else:
             health[r.name] = ResolverHealth(r.name, r.group, "up")

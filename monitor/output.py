@@ -96,7 +96,11 @@ def history_table(histories: Sequence[DomainHistory]) -> str:
     for h in histories:
         for p in h.periods:
             rows.append(
-                [escape_text(display_of(h.domain)), p.verdict, f"{p.start} → {p.to or 'today'}"]
+                [
+                    escape_text(display_of(h.domain)),
+                    escape_text(p.verdict),
+                    f"{p.start} → {p.to or 'today'}",
+                ]
             )
     return format_table(rows)
 
@@ -108,12 +112,14 @@ def history_csv(histories: Sequence[DomainHistory]) -> str:
     writer.writerow(["domain", "verdict", "from", "to"])
     for h in histories:
         for p in h.periods:
-            writer.writerow([_csv_safe(h.domain), p.verdict, p.start, p.to or ""])
+            writer.writerow([_csv_safe(h.domain), _csv_safe(p.verdict), p.start, p.to or ""])
     return buffer.getvalue()
 
 
 def _csv_safe(text: str) -> str:
-    # A cell starting with = + - @ is a formula to a spreadsheet.
+    # Control characters would break a row; a cell starting with = + - @ is a formula to a
+    # spreadsheet.
+    text = escape_text(text)
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
@@ -151,7 +157,8 @@ def run_summary(result: RunResult) -> str:
     if result.events:
         lines += ["", "### Events", "", "| event | domain | from | to |", "|---|---|---|---|"]
         lines += [
-            f"| {e.event} | {escape_markdown(e.display or e.domain)} | {e.before} | {e.after} |"
+            f"| {e.event} | {escape_markdown(e.display or e.domain)} | {escape_markdown(e.before)} "
+            f"| {escape_markdown(e.after)} |"
             for e in result.events
         ]
     troubled = [r for r in m.resolvers if r.health != "up"]

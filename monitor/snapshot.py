@@ -11,6 +11,7 @@ import datetime
 import errno
 import functools
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -97,14 +98,19 @@ def _scalar(text: str) -> str:
         == "tag:yaml.org,2002:str"
     ):
         return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return json.dumps(text)  # a JSON string is a YAML double-quoted scalar, all escaped
+
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def render_line(entry: Entry) -> str:
-    """Return the YAML line for one entry (no newline)."""
-    parts = [f"verdict: {entry.verdict}", f"since: {entry.since}"]
+    """Return the YAML line for one entry (no newline). Every value is written so that it
+    reads back as itself, whatever a hand-edited file put in it."""
+    since = entry.since if _DATE.fullmatch(entry.since) else _scalar(entry.since)
+    parts = [f"verdict: {_scalar(entry.verdict)}", f"since: {since}"]
     if entry.today:
-        parts.append(f"today: {entry.today}")
+        parts.append(f"today: {_scalar(entry.today)}")
     parts.extend(f"{_scalar(name)}: {_scalar(status)}" for name, status in entry.statuses)
     return f"{_key(entry.domain)}: {{{', '.join(parts)}}}"
 
