@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING, NamedTuple, cast
 
 import dns.rdatatype
 
-from monitor.wire import MalformedReply, Question, Reading, query_wire, read_reply
+from monitor.wire import (
+    MalformedReply,
+    Question,
+    Reading,
+    query_head,
+    query_tail,
+    query_wire,
+    read_reply,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -377,6 +385,11 @@ class Pacer:
         self._next = 0.0
         self._recent: collections.deque[float] = collections.deque(maxlen=max(1, int(rate)))
 
+    @property
+    def paced(self) -> bool:
+        """Whether there is a rate to keep (``rate: 0`` means none)."""
+        return bool(self._interval)
+
     async def wait(self) -> None:
         if not self._interval:
             return
@@ -525,64 +538,121 @@ class _Flight:
 
     __slots__ = (
         "attempt",
+        "body",
         "detail",
         "domain",
         "index",
-        "pending",
+        "malformed",
         "qid",
         "question",
         "rdtype",
-        "socket",
+        "slot",
         "status",
-        "template",
+        "ticket",
     )
 
-    def __init__(self, index: int, domain: str, rdtype: str, question: Question, template: bytes):
+    def __init__(self, index: int, domain: str, rdtype: str, question: Question, body: bytes):
         self.index = index
         self.domain = domain
         self.rdtype = rdtype
         self.question = question
-        self.template = template
+        self.body = body  # the query after its ID
         self.attempt = 0
         self.status = "timeout"
         self.detail: str | None = None
-        self.pending: _Pending | None = None
+        self.malformed: str | None = None  # a reply to this attempt did not parse
         self.qid = 0
-        self.socket: _UdpProtocol | None = None
+        self.slot = 0  # which socket the attempt went out on
+        self.ticket = 0  # the attempt's place in the deadline queue
 
 
 class _UdpPass:
     """One resolver's jobs over UDP, driven by callbacks instead of a coroutine per query.
 
     At a million names the coroutine, future and timer of each query cost more than reading
-    its reply, so here a reply's callback finishes its job and sends the next one, and one
-    periodic tick expires the oldest attempts (they all share one timeout, so a FIFO queue
-    ordered by deadline is enough). Truncated replies are asked again over TCP.
+    its reply, so the pass owns a few connected non-blocking sockets: when one is readable it
+    drains every datagram waiting there, finishes the jobs they answer, then sends as many new
+    ones as the window lets out. One periodic tick expires the oldest attempts (they all share
+    one timeout, so a FIFO queue ordered by deadline is enough). Truncated replies are asked
+    again over TCP.
+
+    Nothing a query leaves behind refers back to itself, so a finished job is freed at once by
+    reference counting: the deadline queue holds only numbers, and the tables of attempts in
+    flight let go of an attempt as soon as it is answered.
     """
 
     TICK = 0.05
+    SOCKETS = _UdpClient.SOCKETS
+    MAX_IN_FLIGHT = _UdpClient.MAX_IN_FLIGHT
+    BUFFER = _UdpClient.BUFFER
+    DRAIN = 512  # datagrams read per wake-up, so that timers and other passes get their turn
+    BACKOFF = 0.002  # how long to wait when the kernel's send buffer is full
 
     def __init__(
         self,
         client: ResolverClient,
-        udp: _UdpClient,
+        address: str,
+        port: int,
+        rng: random.Random,
         jobs: Iterator[tuple[int, Job]],
         finish: Callable[[int, Observation], None],
         window: int,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.client = client
-        self.udp = udp
+        self.address = address
+        self.port = port
+        self.rng = rng
         self.jobs = jobs
         self.finish_job = finish
         self.window = window
         self.in_flight = 0
         self.exhausted = False
+        self.sockets: list[socket.socket] = []
+        self.flying: list[dict[int, _Flight]] = []  # per socket: the attempts in flight, by ID
+        self.waiting: dict[int, _Flight] = {}  # the attempts in flight, by ticket
+        self.tickets = itertools.count(1)
         self.ready: collections.deque[_Flight] = collections.deque()  # to send (again) first
-        self.deadlines: collections.deque[tuple[float, _Flight, _Pending]] = collections.deque()
+        self.deadlines: collections.deque[tuple[float, int]] = collections.deque()
         self.finished: asyncio.Future[None] = self.loop.create_future()
         self.wake: asyncio.Handle | None = None  # a fill() already scheduled
         self.fallbacks: set[asyncio.Task[None]] = set()
+        self.next_slot = 0  # round robin over the sockets, so the source ports vary
+        self.name = client.resolver.name
+        self.paced = client.pacer.paced
+        self.head = query_head(recursion=client.recursion)
+        self.tails: dict[str, tuple[int, bytes]] = {}  # by type: its code, and the query's tail
+        self.last_domain = ""
+        self.last_wire = b""
+
+    def open(self) -> None:
+        """Open the sockets. Raises OSError."""
+        family, kind, proto, _, sockaddr = socket.getaddrinfo(
+            self.address, self.port, type=socket.SOCK_DGRAM, flags=socket.AI_NUMERICHOST
+        )[0]
+        try:
+            for slot in range(self.SOCKETS):
+                sock = socket.socket(family, kind, proto)
+                self.sockets.append(sock)
+                sock.setblocking(False)
+                # Replies to hundreds of queries in flight arrive in bursts; the default buffer
+                # (about 200 small datagrams) would drop some and cost a retry each.
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.BUFFER)
+                # Connected: the kernel drops datagrams from anyone but the resolver.
+                sock.connect(sockaddr)
+                self.flying.append({})
+                self.loop.add_reader(sock.fileno(), self.readable, slot)
+        except OSError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            with contextlib.suppress(Exception):
+                self.loop.remove_reader(sock.fileno())
+            sock.close()
+        self.sockets.clear()
 
     async def run(self) -> None:
         self.fill()
@@ -595,9 +665,7 @@ class _UdpPass:
                 self.wake.cancel()
             for task in self.fallbacks:
                 task.cancel()
-            for _, flight, pending in self.deadlines:
-                if flight.socket is not None:
-                    flight.socket.matcher.release(flight.qid, pending)
+            self.close()
 
     def fill(self) -> None:
         """Send what may be sent now: retries first, then new jobs while the window has room."""
@@ -615,73 +683,142 @@ class _UdpPass:
                     self.in_flight += 1
                 else:
                     break
-                delay = self.client.pacer.try_now(self.loop.time())
-                if delay > 0:
+                if self.paced:
+                    delay = self.client.pacer.try_now(self.loop.time())
+                    if delay > 0:
+                        self.ready.appendleft(flight)
+                        self.wake = self.loop.call_later(delay, self.fill)
+                        return
+                if not self.send(flight):
                     self.ready.appendleft(flight)
-                    self.wake = self.loop.call_later(delay, self.fill)
+                    self.wake = self.loop.call_later(self.BACKOFF, self.fill)
                     return
-                self.send(flight)
         except Exception as exc:  # a bug must end the pass, not vanish in a callback
             self.fail(exc)
             return
         self.check_done()
 
+    def refill(self) -> None:
+        """Fill the window, unless a fill is already scheduled (pacing, or a full buffer)."""
+        if self.wake is None:
+            self.fill()
+        else:
+            self.check_done()
+
     def new_flight(self, job: tuple[int, Job]) -> _Flight:
         index, (domain, rdtype) = job
-        question = Question.of(domain, _rdtype_code(rdtype))
-        template = query_wire(question, recursion=self.client.recursion, payload=EDNS_PAYLOAD)
-        return _Flight(index, domain, rdtype, question, template)
+        known = self.tails.get(rdtype)
+        if known is None:
+            code = _rdtype_code(rdtype)
+            known = self.tails[rdtype] = (code, query_tail(code, payload=EDNS_PAYLOAD))
+        code, tail = known
+        # Jobs come domain by domain, a type after another: build each name's wire form once.
+        if domain != self.last_domain:
+            self.last_wire = Question.of(domain, code).wire
+            self.last_domain = domain
+        wire = self.last_wire
+        return _Flight(index, domain, rdtype, Question(wire, code), self.head + wire + tail)
 
-    def send(self, flight: _Flight) -> None:
+    def send(self, flight: _Flight) -> bool:
+        """Send the flight's next attempt; return False when the send buffer is full."""
+        slot = self.next_slot = (self.next_slot + 1) % len(self.sockets)
+        flying = self.flying[slot]
+        if len(flying) >= self.MAX_IN_FLIGHT:
+            flight.attempt += 1
+            self.attempt_failed(flight, "error", "too many queries in flight")
+            return True
+        getrandbits = self.rng.getrandbits
+        while (qid := getrandbits(16)) in flying:
+            pass
+        try:
+            self.sockets[slot].send(qid.to_bytes(2, "big") + flight.body)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as exc:
+            flight.attempt += 1
+            self.client.sent += 1
+            self.attempt_failed(flight, "error", f"network error: {exc.strerror or exc}")
+            return True
+        now = self.loop.time()
+        if self.paced:
+            self.client.pacer.sent_at(now)
         flight.attempt += 1
         self.client.sent += 1
-        try:
-            protocol = self.udp.pick()
-        except _Failure as exc:
-            self.attempt_failed(flight, "error", str(exc))
-            return
-        done = functools.partial(self.answered, flight)
-        qid, pending = protocol.matcher.register(flight.question, done)
-        flight.qid, flight.pending, flight.socket = qid, pending, protocol
-        self.deadlines.append((self.loop.time() + self.client.timeout, flight, pending))
-        assert protocol.transport is not None
-        protocol.transport.sendto(_with_id(flight.template, qid))
-        self.client.pacer.sent_at(self.loop.time())
+        flight.qid, flight.slot, flight.malformed = qid, slot, None
+        flying[qid] = flight
+        ticket = flight.ticket = next(self.tickets)
+        self.waiting[ticket] = flight
+        self.deadlines.append((now + self.client.timeout, ticket))
+        return True
 
-    def answered(self, flight: _Flight, outcome: Outcome) -> None:
-        flight.pending = None
+    def readable(self, slot: int) -> None:
+        """Read every datagram waiting on one socket (up to DRAIN), then fill the window."""
+        sock = self.sockets[slot]
+        flying = self.flying[slot]
+        waiting = self.waiting
         try:
-            if isinstance(outcome, Exception):
-                self.attempt_failed(flight, "error", str(outcome))
-            elif outcome.truncated:
-                task = self.loop.create_task(self.over_tcp(flight))
-                self.fallbacks.add(task)
-                task.add_done_callback(self.fallbacks.discard)
-            else:
-                self.done(flight, outcome.status, outcome.answers, outcome.detail)
+            for _ in range(self.DRAIN):
+                try:
+                    data = sock.recv(65535)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as exc:
+                    # On a connected socket this is an ICMP error: nothing there answers.
+                    self.socket_failed(slot, f"network error: {exc.strerror or exc}")
+                    continue
+                if len(data) < 12:
+                    continue
+                qid = (data[0] << 8) | data[1]
+                flight = flying.get(qid)
+                if flight is None:
+                    continue
+                try:
+                    reading = read_reply(data, flight.question)
+                except MalformedReply as exc:
+                    # Keep waiting: a forged or broken datagram must not hide the real answer.
+                    flight.malformed = f"malformed reply: {exc}"
+                    continue
+                if reading is None:
+                    continue
+                del flying[qid]
+                del waiting[flight.ticket]
+                if reading.truncated:
+                    task = self.loop.create_task(self.over_tcp(flight))
+                    self.fallbacks.add(task)
+                    task.add_done_callback(self.fallbacks.discard)
+                else:
+                    self.done(flight, reading.status, reading.answers, reading.detail)
         except Exception as exc:
             self.fail(exc)
+            return
+        self.refill()
+
+    def socket_failed(self, slot: int, reason: str) -> None:
+        flying, self.flying[slot] = self.flying[slot], {}
+        for flight in flying.values():
+            del self.waiting[flight.ticket]
+            self.attempt_failed(flight, "error", reason)
 
     async def over_tcp(self, flight: _Flight) -> None:
         try:
             observation = await self.client.ask(flight.domain, flight.rdtype, stream=True)
             self.done(flight, observation.status, observation.answers, observation.detail)
+            self.refill()
         except Exception as exc:
             self.fail(exc)
 
     def tick(self) -> None:
         now = self.loop.time()
         deadlines = self.deadlines
+        waiting = self.waiting
         try:
             while deadlines and deadlines[0][0] <= now:
-                _, flight, pending = deadlines.popleft()
-                if flight.pending is not pending:
-                    continue  # answered, or already sent again
-                assert flight.socket is not None
-                flight.socket.matcher.release(flight.qid, pending)
-                flight.pending = None
-                if pending.malformed:
-                    self.attempt_failed(flight, "error", pending.malformed)
+                flight = waiting.pop(deadlines.popleft()[1], None)
+                if flight is None:
+                    continue  # answered, or failed otherwise
+                del self.flying[flight.slot][flight.qid]
+                if flight.malformed:
+                    self.attempt_failed(flight, "error", flight.malformed)
                 else:
                     self.attempt_failed(flight, "timeout", None)
         except Exception as exc:
@@ -698,19 +835,17 @@ class _UdpPass:
                 self.wake = self.loop.call_soon(self.fill)
         else:
             self.done(flight, status, (), detail)
+            if self.wake is None:
+                self.wake = self.loop.call_soon(self.fill)
 
     def done(
         self, flight: _Flight, status: str, answers: tuple[str, ...], detail: str | None
     ) -> None:
-        name = self.client.resolver.name
         self.finish_job(
-            flight.index, Observation(name, flight.domain, flight.rdtype, status, answers, detail)
+            flight.index,
+            Observation(self.name, flight.domain, flight.rdtype, status, answers, detail),
         )
         self.in_flight -= 1
-        if self.wake is None and not self.exhausted:
-            self.fill()
-        else:
-            self.check_done()
 
     def check_done(self) -> None:
         if self.exhausted and self.in_flight == 0 and not self.finished.done():
@@ -737,7 +872,8 @@ class Engine:
         attempts: int,
         concurrency: int = 512,
     ) -> None:
-        rng = random.Random()  # seeded from os.urandom: IDs an off-path forger cannot guess
+        # Seeded from os.urandom: IDs an off-path forger cannot guess.
+        rng = self.rng = random.Random()
         self.clients = {
             r.name: ResolverClient(r, timeout=timeout, attempts=attempts, rng=rng)
             for r in resolvers
@@ -784,13 +920,14 @@ class Engine:
 
         async def over_udp(client: ResolverClient, udp: _UdpClient) -> None:
             queue = enumerate(itertools.product(domains, rdtypes))
+            job = _UdpPass(client, udp.address, udp.port, self.rng, queue, finish, self.concurrency)
             try:
-                await udp.ready()
-            except _Failure:
+                job.open()
+            except OSError:
                 # No socket: every job ends as the coroutine path would say it.
                 await worker(client, queue)
                 return
-            await _UdpPass(client, udp, queue, finish, self.concurrency).run()
+            await job.run()
 
         tasks = []
         for name in resolvers:

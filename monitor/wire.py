@@ -72,9 +72,22 @@ class Reading(NamedTuple):
 
 def query_wire(question: Question, *, recursion: bool = True, payload: int = 1232) -> bytes:
     """Return a query with ID 0 (patch the first two bytes) and an EDNS0 OPT record."""
-    header = _HEADER.pack(0, _FLAG_RD if recursion else 0, 1, 0, 0, 1)
-    opt = b"\0" + struct.pack("!HHIH", 41, payload, 0, 0)
-    return header + question.wire + _QTAIL.pack(question.rdtype, CLASS_IN) + opt
+    return (
+        b"\0\0"
+        + query_head(recursion=recursion)
+        + question.wire
+        + query_tail(question.rdtype, payload=payload)
+    )
+
+
+def query_head(*, recursion: bool = True) -> bytes:
+    """Return a query's header after its ID: the flags and the section counts."""
+    return _HEADER.pack(0, _FLAG_RD if recursion else 0, 1, 0, 0, 1)[2:]
+
+
+def query_tail(rdtype: int, *, payload: int = 1232) -> bytes:
+    """Return what follows the question name: its type and class, and the EDNS0 OPT record."""
+    return _QTAIL.pack(rdtype, CLASS_IN) + b"\0" + struct.pack("!HHIH", 41, payload, 0, 0)
 
 
 def read_reply(data: bytes, question: Question) -> Reading | None:
