@@ -6,7 +6,7 @@ import contextlib
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal, cast, overload
@@ -248,6 +248,25 @@ def vantage_commits(repo: git.Repo, vantage: str, rev: str = "HEAD") -> list[Sna
         what="git log",
     )
     return _parse_log(out)
+
+
+def patches(repo: git.Repo, rev: str, paths: Sequence[str]) -> str:
+    """Return ``git log -p -U0`` of ``paths`` from ``rev``: each commit as a NUL, its SHA, and
+    its patch, newest first. Raises RepoError when git fails (a missing object, say)."""
+    return _check(
+        repo,
+        "log",
+        rev,
+        "-p",
+        "-U0",
+        "--no-color",
+        "--no-renames",
+        "--no-ext-diff",
+        "--format=%x00%H",
+        "--",
+        *paths,
+        what="git log -p",
+    )
 
 
 def head_snapshot(repo: git.Repo, rev: str = "HEAD") -> SnapshotCommit | None:

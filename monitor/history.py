@@ -53,6 +53,8 @@ def history(
     that ended before ``since`` are left out.
     """
     runs = [c for c in gitstore.vantage_commits(repo, vantage, rev) if c.date]
+    if not runs:
+        return []
     changes = _domain_changes(repo, vantage, rev)
     wanted = set(domains)
     state: dict[str, str] = {}
@@ -94,22 +96,9 @@ def history(
 
 
 def _domain_changes(repo: git.Repo, vantage: str, rev: str) -> dict[str, _Change]:
+    """Return each commit's changed domain lines, by commit. Raises RepoError."""
     base = f"snapshots/{vantage}"
-    try:
-        output = repo.git.log(
-            rev,
-            "-p",
-            "-U0",
-            "--no-color",
-            "--no-renames",
-            "--no-ext-diff",
-            "--format=%x00%H",
-            "--",
-            f"{base}/{DOMAINS_FILE}",
-            f"{base}/{SHARDS_DIR}",
-        )
-    except git.GitCommandError:
-        return {}
+    output = gitstore.patches(repo, rev, [f"{base}/{DOMAINS_FILE}", f"{base}/{SHARDS_DIR}"])
     return dict(_parse_patches(output.splitlines()))
 
 

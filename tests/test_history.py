@@ -700,3 +700,21 @@ def test_history_of_many_days_is_fast(model: Model) -> None:
     start = time.perf_counter()
     periods_of(model.root, "n0010.example")
     print(f"history of one name over {DAYS} days: {time.perf_counter() - start:.2f} s")
+
+
+def test_a_broken_repository_is_an_error_not_an_empty_history(tmp_path: Path) -> None:
+    root = init(tmp_path / "repo")
+    commit_lines(root, D1, [line("a.com", "present", D1)])
+    commit_lines(root, D2, [line("a.com", "missing", D2)])
+    blob = subprocess.run(
+        ["git", "rev-parse", f"HEAD:{SNAP}/domains.yaml"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (root / ".git" / "objects" / blob[:2] / blob[2:]).unlink()  # a lost object
+    done = monitor(root, "history", "a.com")
+    assert done.returncode == 2, done
+    assert "git log -p failed" in done.stderr and blob in done.stderr
+    assert done.stdout == ""
