@@ -164,8 +164,14 @@ def _read_noerror(
     size = len(data)
     records: dict[bytes, list[bytes]] = {}
     cnames: dict[bytes, bytes] = {}
+    qwire = question.wire
     for _ in range(ancount):
-        owner, offset = _name_at(data, offset)
+        if data[offset] == 0xC0 and data[offset + 1] == 12:
+            # The usual owner: a pointer to the question's name, already checked to be ours.
+            owner = qwire
+            offset += 2
+        else:
+            owner, offset = _name_at(data, offset)
         rtype, rclass, _, rdlength = _RR.unpack_from(data, offset)
         offset += 10
         rdata_end = offset + rdlength
@@ -182,7 +188,7 @@ def _read_noerror(
                     raise MalformedReply("CNAME runs past its data")
                 cnames.setdefault(owner, target)
         offset = rdata_end
-    name = question.wire
+    name = qwire
     seen = {name}
     for _ in range(_MAX_CHAIN):
         found = records.get(name)
