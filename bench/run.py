@@ -1,7 +1,7 @@
 """Benchmark of registry-monitor at scale (issue 6): engine speed, git growth, and their limits.
 
 Usage: python bench/run.py --sizes 10000,100000,1000000 [--repeat 3]
-       [--only engine,naive,dnsperf,e2e,git,rate]
+       [--only engine,naive,dnsperf,e2e,git,rate] [--profile]
 
 Every figure is printed as ``name: value unit`` (medians where repeated), then the ratios with
 their targets (PASS/FAIL), then one table. All traffic stays on 127.0.0.x; every server and
@@ -14,6 +14,7 @@ See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import datetime
 import itertools
@@ -51,11 +52,13 @@ RECORD_TYPES = ("A", "AAAA")
 CANARY = "example.com"
 # Long TTLs (and negative TTLs) so nothing a warm-up cached expires during a long run.
 TTL = 86400
-# Big enough for a million names with A, AAAA and the NODATA answers, in one thread.
+# Big enough for a million names with A, AAAA and the NODATA answers, in one thread: with
+# 256m and 512m a million names did not fit, and each unbound spent a quarter of a core
+# asking NSD again what it had evicted, which the engine figure then measured.
 UNBOUND_EXTRA = """
 num-threads: 1
-msg-cache-size: 256m
-rrset-cache-size: 512m
+msg-cache-size: 1g
+rrset-cache-size: 1g
 cache-min-ttl: 3600
 cache-max-negative-ttl: 86400
 """
@@ -391,18 +394,7 @@ def monitor_run(
     ctx: Context, config: Path, repo: Path, date: str
 ) -> tuple[ChildRun, dict[str, Any]]:
     """Run ``python -m monitor run`` once; return its cost and its run.yaml."""
-    argv = [
-        sys.executable,
-        "-m",
-        "monitor",
-        "--config",
-        str(config),
-        "run",
-        "--repo",
-        str(repo),
-        "--date",
-        date,
-    ]
+    argv = monitor_argv(config, repo, date)
     timeout = ctx.args.run_timeout or 300 + ctx.size * 0.004
     child = run_child(argv, cwd=ctx.work, env=ctx.env, timeout=timeout, log=ctx.log)
     if child.code != 0:
@@ -412,6 +404,11 @@ def monitor_run(
     if not isinstance(fields, dict) or not isinstance(fields.get("queries"), int):
         raise BenchError(f"{run_yaml} has no queries count")
     return child, fields
+
+
+def monitor_argv(config: Path, repo: Path, date: str) -> list[str]:
+    run = ["run", "--repo", str(repo), "--date", date]
+    return [sys.executable, "-m", "monitor", "--config", str(config), *run]
 
 
 def new_repo(path: Path) -> Path:
@@ -442,6 +439,47 @@ def figure_engine(ctx: Context, res: Results, repeat: int) -> None:
         res.add("engine_peak_rss", child.maxrss_kib / 1024, "MiB")
         res.add("e2e_wall", child.wall / 60, "min", "resolve + snapshot + commit")
         ctx.repo = repo
+
+
+def figure_profile(ctx: Context) -> None:
+    """One more day-1 run, sampled by py-spy; print the functions its time went to."""
+    pyspy = shutil.which("py-spy")
+    if pyspy is None:
+        raise BenchError("py-spy is not installed: pip install py-spy")
+    config = ctx.work / "config.yaml"
+    write_config(config, ctx.lab.resolvers, 0, ctx.names.name)
+    repo = new_repo(ctx.work / "repo-profile")
+    raw = ctx.work / "profile.txt"
+    argv = [pyspy, "record", "--rate", "200", "--format", "raw", "--output", str(raw), "--"]
+    argv += monitor_argv(config, repo, DAY_1)
+    timeout = ctx.args.run_timeout or 300 + ctx.size * 0.004
+    child = run_child(argv, cwd=ctx.work, env=ctx.env, timeout=timeout * 2, log=ctx.log)
+    if child.code != 0 or not raw.exists():
+        raise BenchError(f"py-spy record exited {child.code} (see {ctx.log})")
+    say(f"profile of one run ({child.wall:.1f} s under py-spy; samples in {raw}):")
+    for share, function in top_functions(raw.read_text(), PROFILE_LINES):
+        print(f"profile: {share:5.1f} % {function}", flush=True)
+
+
+PROFILE_LINES = 15
+
+
+def top_functions(folded: str, count: int) -> list[tuple[float, str]]:
+    """Return the ``count`` functions with the most samples of their own, with their share.
+
+    ``folded`` is py-spy's raw output: one stack a line, frames ``function (file:line)``
+    joined by ``;``, then the number of samples. Lines of one function are added up.
+    """
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in folded.splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if not stack or not samples.isdigit():
+            continue
+        leaf = stack.rpartition(";")[2]
+        own[re.sub(r":\d+\)$", ")", leaf)] += int(samples)
+        total += int(samples)
+    return [(100.0 * n / total, name) for name, n in own.most_common(count)]
 
 
 def figure_git(ctx: Context, res: Results) -> None:
@@ -737,6 +775,8 @@ def bench_size(
             res.add("warm_up", warm_up(lab, queries, size, log), "s", "dnsperf -n 1 at all 5")
         if only & {"engine", "e2e"}:
             figure_engine(ctx, res, args.repeat)
+        if args.profile:
+            figure_profile(ctx)
         if "dnsperf" in only:
             figure_dnsperf(ctx, res, args.repeat)
         if "naive" in only:
@@ -862,6 +902,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--run-timeout", type=float, default=0.0, help="bound of one monitor run (300 + N*4 ms)"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="one more run under py-spy: where the time goes"
     )
     parser.add_argument("--cold", action="store_true", help="skip the warm-up: caches start cold")
     parser.add_argument("--work", type=Path, default=None, help="work directory (a temp dir)")

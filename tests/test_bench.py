@@ -114,3 +114,19 @@ def test_deleted_names_are_distinct_and_no_alias(size: int, changes: int) -> Non
     indices = [int(name[1:].split(".")[0]) for name in names]
     assert len(set(names)) == changes
     assert all(0 <= i < size and i % 1000 < 998 for i in indices)
+
+
+def test_top_functions_adds_up_the_lines_of_each_leaf_function() -> None:
+    folded = "\n".join(
+        [
+            "main (m.py:1);readable (probe.py:762) 30",
+            "main (m.py:1);readable (probe.py:790);send (probe.py:734) 50",
+            "main (m.py:1);readable (probe.py:770) 10",
+            "main (m.py:1);<lambda> (<string>:1) 10",
+            "py-spy> a line that is no stack",
+        ]
+    )
+    assert load_bench().top_functions(folded, 2) == [
+        (50.0, "send (probe.py)"),
+        (40.0, "readable (probe.py)"),
+    ]
