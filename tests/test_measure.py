@@ -105,6 +105,28 @@ def test_a_resolver_failing_its_canaries_is_down_and_left_out(lab, tmp_path: Pat
     assert m.domains[0].observations.keys() == {"nat-a", "ctl-a", "ctl-b"}
 
 
+def test_a_resolver_that_lost_one_round_of_canaries_stays_up(tmp_path: Path) -> None:
+    # A lossy path eats every attempt of the first round: that alone must not take it out.
+    base = World(RECORDS)
+    lost: list[Request] = []
+
+    def lossy(request: Request) -> object:
+        if b"\x07example\x03com" in request.wire and len(lost) < 2:  # attempts: 2
+            lost.append(request)
+            return None
+        return base(request)
+
+    handlers = {"nat-a": base, "nat-b": lossy, "ctl-a": base, "ctl-b": base}
+    with Lab(handlers) as running:  # type: ignore[arg-type]
+        m = measure(config_for(running, tmp_path, names=NAMES[:10], timeout=0.3), confirm_spacing=0)
+    assert len(lost) == 2
+    assert {r.name: r.health for r in m.resolvers} == dict.fromkeys(handlers, "up")
+    assert set(verdicts(m).values()) == {"present"}
+    # the lost round (2 attempts), the round that answered, the impossible name's A and AAAA
+    assert m.queries_by_resolver["nat-b"] == 2 + 1 + 2 + 10 + 3
+    assert m.queries_by_resolver["nat-a"] == 3 + 10 + 3
+
+
 def test_every_national_down_is_inconclusive(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     running, worlds = lab
     for name in ("nat-a", "nat-b"):
