@@ -616,6 +616,7 @@ class _UdpPass:
         self.deadlines: collections.deque[tuple[float, int]] = collections.deque()
         self.finished: asyncio.Future[None] = self.loop.create_future()
         self.wake: asyncio.Handle | None = None  # a fill() already scheduled
+        self.ticking: asyncio.TimerHandle | None = None
         self.fallbacks: set[asyncio.Task[None]] = set()
         self.next_slot = 0  # round robin over the sockets, so the source ports vary
         self.name = client.resolver.name
@@ -656,11 +657,11 @@ class _UdpPass:
 
     async def run(self) -> None:
         self.fill()
-        tick = self.loop.call_later(self.TICK, self.tick)
+        self.ticking = self.loop.call_later(self.TICK, self.tick)
         try:
             await self.finished
         finally:
-            tick.cancel()
+            self.ticking.cancel()
             if self.wake is not None:
                 self.wake.cancel()
             for task in self.fallbacks:
@@ -687,16 +688,23 @@ class _UdpPass:
                     delay = self.client.pacer.try_now(self.loop.time())
                     if delay > 0:
                         self.ready.appendleft(flight)
-                        self.wake = self.loop.call_later(delay, self.fill)
+                        self.wake_in(delay)
                         return
                 if not self.send(flight):
                     self.ready.appendleft(flight)
-                    self.wake = self.loop.call_later(self.BACKOFF, self.fill)
+                    self.wake_in(self.BACKOFF)
                     return
         except Exception as exc:  # a bug must end the pass, not vanish in a callback
             self.fail(exc)
             return
         self.check_done()
+
+    def wake_in(self, delay: float) -> None:
+        """Fill again after ``delay``, and only then: a failed send during this fill may have
+        asked for one already, and two chains of fills would each keep scheduling the next."""
+        if self.wake is not None:
+            self.wake.cancel()
+        self.wake = self.loop.call_later(delay, self.fill)
 
     def refill(self) -> None:
         """Fill the window, unless a fill is already scheduled (pacing, or a full buffer)."""
@@ -794,8 +802,12 @@ class _UdpPass:
         self.refill()
 
     def socket_failed(self, slot: int, reason: str) -> None:
-        flying, self.flying[slot] = self.flying[slot], {}
-        for flight in flying.values():
+        # Emptied in place: a read loop holding this table must not find these attempts again
+        # when their replies arrive behind the error.
+        flying = self.flying[slot]
+        failed = list(flying.values())
+        flying.clear()
+        for flight in failed:
             del self.waiting[flight.ticket]
             self.attempt_failed(flight, "error", reason)
 
@@ -808,6 +820,8 @@ class _UdpPass:
             self.fail(exc)
 
     def tick(self) -> None:
+        if self.finished.done():
+            return  # the pass failed; nothing more goes to the sink
         now = self.loop.time()
         deadlines = self.deadlines
         waiting = self.waiting
@@ -825,7 +839,7 @@ class _UdpPass:
             self.fail(exc)
             return
         if not self.finished.done():
-            self.loop.call_later(self.TICK, self.tick)
+            self.ticking = self.loop.call_later(self.TICK, self.tick)
 
     def attempt_failed(self, flight: _Flight, status: str, detail: str | None) -> None:
         flight.status, flight.detail = status, detail

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import socket
 import time
 from collections.abc import Callable, Iterator
 
@@ -330,3 +331,95 @@ def test_unreachable_resolver_is_an_error_not_a_crash() -> None:
     res_tcp = Resolver("r", "national", "127.0.0.1", 9, "tcp", "recursive", 0, None, None, None)
     observation = one(res_tcp, "example.org", timeout=0.2, attempts=1)
     assert observation.status == "error" and "connection failed" in (observation.detail or "")
+
+
+def udp_resolver(port: int, rate: float = 0) -> Resolver:
+    return Resolver("r", "national", "127.0.0.1", port, "udp", "recursive", rate, None, None, None)
+
+
+def test_a_reply_behind_an_icmp_error_does_not_break_the_pass() -> None:
+    # The resolver restarts: a datagram meets a closed port (the kernel queues an ICMP error on
+    # the socket), then the answer to a query sent before arrives behind it. The error fails
+    # the query's attempt; the late answer must find nothing, and the retry is answered.
+    async def go() -> tuple[dict[int, Observation], int]:
+        server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        server.bind(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+        seen: dict[int, Observation] = {}
+        async with Engine([udp_resolver(port)], timeout=1.0, attempts=2) as engine:
+            client = engine.clients["r"]
+            jobs = iter(enumerate([("a.example.org", "A")]))
+            job = probe._UdpPass(client, "127.0.0.1", port, engine.rng, jobs, seen.__setitem__, 10)
+            job.open()
+            running = asyncio.ensure_future(job.run())
+            await asyncio.sleep(0)  # the query goes out
+            query, _ = server.recvfrom(2000)
+            slot = next(i for i, flying in enumerate(job.flying) if flying)
+            server.close()
+            job.sockets[slot].send(b"xx")  # to the closed port: ICMP port unreachable
+            time.sleep(0.05)
+            server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            server.bind(("127.0.0.1", port))
+            late = dns.message.make_response(dns.message.from_wire(query)).to_wire()
+            server.sendto(late, job.sockets[slot].getsockname())
+            await asyncio.sleep(0.1)
+            retry, peer = server.recvfrom(2000)  # the second attempt
+            server.sendto(dns.message.make_response(dns.message.from_wire(retry)).to_wire(), peer)
+            await asyncio.wait_for(running, 3)
+            server.close()
+            return seen, client.sent
+
+    seen, sent = asyncio.run(go())
+    assert sent == 2
+    assert [(o.domain, o.status) for o in seen.values()] == [("a.example.org", "nodata")]
+
+
+class _RefusingSocket:
+    """A socket whose sends fail, as behind a firewall that rejects them."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def recv(self, size: int) -> bytes:
+        return self.sock.recv(size)
+
+    def send(self, data: bytes) -> int:
+        raise PermissionError(1, "Operation not permitted")
+
+
+def test_failed_sends_while_paced_keep_one_chain_of_fills() -> None:
+    names = [(f"n{i}.example.org", "A") for i in range(30)]
+    fills: list[float] = []
+
+    async def go() -> dict[int, Observation]:
+        seen: dict[int, Observation] = {}
+        async with Engine([udp_resolver(9, rate=100)], timeout=1.0, attempts=3) as engine:
+            client = engine.clients["r"]
+            job = probe._UdpPass(
+                client, "127.0.0.1", 9, engine.rng, iter(enumerate(names)), seen.__setitem__, 512
+            )
+            job.open()
+            job.sockets[:] = [_RefusingSocket(s) for s in job.sockets]  # type: ignore[misc]
+            fill = job.fill
+
+            def counted() -> None:
+                fills.append(time.monotonic())
+                fill()
+
+            job.fill = counted  # type: ignore[method-assign]
+            await asyncio.wait_for(job.run(), 10)
+        return seen
+
+    seen = asyncio.run(go())
+    assert len(seen) == 30
+    assert {(o.status, o.detail) for o in seen.values()} == {
+        ("error", "network error: Operation not permitted")
+    }
+    # 90 sends at 100 a second: about one fill each, not chains that multiply.
+    assert len(fills) < 300, len(fills)
