@@ -18,7 +18,7 @@ import ssl
 import struct
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, NamedTuple, cast
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar, cast
 
 import dns.rdatatype
 
@@ -66,6 +66,41 @@ class _Failure(Exception):
 Outcome = Reading | Exception  # what a query in flight ends with: a reading, or why not
 
 
+class _Awaiting(Protocol):
+    """A query in flight, as replies are matched to it."""
+
+    question: Question
+    malformed: str | None  # a reply to it did not parse
+
+
+_Entry = TypeVar("_Entry", bound=_Awaiting)
+
+
+def _take_answered(table: dict[int, _Entry], data: bytes) -> tuple[_Entry, Reading] | None:
+    """Find the query in ``table`` (by DNS ID) that ``data`` answers, remove it and return it
+    with the reply's reading; None for anything else.
+
+    A reply is believed only if its ID *and* question match. One that does not parse is noted
+    on its query, which keeps waiting: a forged or broken datagram must not hide the real
+    answer.
+    """
+    if len(data) < 12:
+        return None
+    qid = (data[0] << 8) | data[1]
+    entry = table.get(qid)
+    if entry is None:
+        return None
+    try:
+        reading = read_reply(data, entry.question)
+    except MalformedReply as exc:
+        entry.malformed = f"malformed reply: {exc}"
+        return None
+    if reading is None:
+        return None
+    del table[qid]
+    return entry, reading
+
+
 class _Pending:
     __slots__ = ("done", "malformed", "question")
 
@@ -100,22 +135,10 @@ class _Matcher:
 
     def feed(self, data: bytes) -> None:
         """Hand a received message to the query it answers; anything else is dropped."""
-        if len(data) < 12:
-            return
-        qid = (data[0] << 8) | data[1]
-        pending = self.pending.get(qid)
-        if pending is None:
-            return
-        try:
-            reading = read_reply(data, pending.question)
-        except MalformedReply as exc:
-            # Keep waiting: a forged or broken datagram must not hide the real answer.
-            pending.malformed = f"malformed reply: {exc}"
-            return
-        if reading is None:
-            return
-        del self.pending[qid]
-        pending.done(reading)
+        answered = _take_answered(self.pending, data)
+        if answered is not None:
+            pending, reading = answered
+            pending.done(reading)
 
     def fail_all(self, reason: str) -> None:
         pending, self.pending = self.pending, {}
@@ -774,21 +797,10 @@ class _UdpPass:
                     # On a connected socket this is an ICMP error: nothing there answers.
                     self.socket_failed(slot, f"network error: {exc.strerror or exc}")
                     continue
-                if len(data) < 12:
+                answered = _take_answered(flying, data)
+                if answered is None:
                     continue
-                qid = (data[0] << 8) | data[1]
-                flight = flying.get(qid)
-                if flight is None:
-                    continue
-                try:
-                    reading = read_reply(data, flight.question)
-                except MalformedReply as exc:
-                    # Keep waiting: a forged or broken datagram must not hide the real answer.
-                    flight.malformed = f"malformed reply: {exc}"
-                    continue
-                if reading is None:
-                    continue
-                del flying[qid]
+                flight, reading = answered
                 del waiting[flight.ticket]
                 if reading.truncated:
                     task = self.loop.create_task(self.over_tcp(flight))
