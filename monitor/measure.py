@@ -392,16 +392,17 @@ async def _canaries(
 ) -> tuple[dict[str, ResolverHealth], dict[str, frozenset[str]]]:
     """Ask ``resolvers`` the canaries, and a name that cannot exist.
 
-    A resolver that resolves none of the canaries, in two rounds, is down for the run. One that
-    answers the impossible name with addresses rewrites NXDOMAIN: it stays in use, but answers
-    with those addresses count as NXDOMAIN. Returns the health of each resolver and the
-    rewrite addresses.
+    A resolver that resolves none of the canaries, in two rounds at least a timeout apart, is
+    down for the run. One that answers the impossible name with addresses rewrites NXDOMAIN: it
+    stays in use, but answers with those addresses count as NXDOMAIN. Returns the health of
+    each resolver and the rewrite addresses.
     """
     tld = config.canaries[0].rsplit(".", 1)[-1]
     impossible = f"rm-nx-{secrets.token_hex(8)}.{tld}"
     seen: dict[str, list[Observation]] = {r.name: [] for r in resolvers}
     probes: dict[str, list[Observation]] = {r.name: [] for r in resolvers}
     names = [r.name for r in resolvers]
+    began = asyncio.get_running_loop().time()
     await asyncio.gather(
         engine.observe(names, config.canaries, ("A",), lambda _, o: seen[o.resolver].append(o)),
         engine.observe(
@@ -414,10 +415,13 @@ async def _canaries(
         return any(o.status in fine for o in seen[r.name])
 
     # Bad luck on a lossy path can eat every attempt of one round (at 30 % loss each way, one
-    # round in eight): a resolver that answered no canary is asked them once more before it is
-    # called down for the day.
+    # round in eight), and a resolver's upstream can fail for a moment: a resolver that answered
+    # no canary is asked them once more before it is called down for the day, no sooner than
+    # one timeout after the first round began (a silent resolver has already taken longer).
     again = [r.name for r in resolvers if not answered(r)]
     if again:
+        waited = asyncio.get_running_loop().time() - began
+        await asyncio.sleep(max(0.0, config.timeout - waited))
         await engine.observe(
             again, config.canaries, ("A",), lambda _, o: seen[o.resolver].append(o)
         )

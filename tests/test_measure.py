@@ -127,6 +127,30 @@ def test_a_resolver_that_lost_one_round_of_canaries_stays_up(tmp_path: Path) -> 
     assert m.queries_by_resolver["nat-a"] == 3 + 10 + 3
 
 
+def test_a_resolver_whose_upstream_failed_for_a_moment_stays_up(tmp_path: Path) -> None:
+    # SERVFAIL comes back at once: the second round of canaries waits out a timeout from the
+    # first, so a failure shorter than that does not take the resolver out for the day.
+    base = World(RECORDS)
+    failing = World(RECORDS, servfail=["example.com"])
+    asked: list[float] = []
+
+    def flapping(request: Request) -> object:
+        if b"\x07example\x03com" in request.wire:
+            asked.append(time.monotonic())
+            if len(asked) == 1:
+                return failing(request)
+        return base(request)
+
+    handlers = {"nat-a": base, "nat-b": flapping, "ctl-a": base, "ctl-b": base}
+    with Lab(handlers) as running:  # type: ignore[arg-type]
+        m = measure(config_for(running, tmp_path, names=NAMES[:10], timeout=0.5), confirm_spacing=0)
+    assert {r.name: r.health for r in m.resolvers} == dict.fromkeys(handlers, "up")
+    assert set(verdicts(m).values()) == {"present"}
+    # the SERVFAIL, the second round, the canary after the main pass
+    assert len(asked) == 3
+    assert asked[1] - asked[0] >= 0.45
+
+
 def test_every_national_down_is_inconclusive(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     running, worlds = lab
     for name in ("nat-a", "nat-b"):
