@@ -52,13 +52,18 @@ RECORD_TYPES = ("A", "AAAA")
 CANARY = "example.com"
 # Long TTLs (and negative TTLs) so nothing a warm-up cached expires during a long run.
 TTL = 86400
-# Big enough for a million names with A, AAAA and the NODATA answers, in one thread: with
-# 256m and 512m a million names did not fit, and each unbound spent a quarter of a core
-# asking NSD again what it had evicted, which the engine figure then measured.
+# Caches big enough for a million names with A, AAAA and the NODATA answers, in one thread:
+# with 256m and 512m a million names did not fit, and each unbound spent a quarter of a core
+# asking NSD again what it had evicted, which the engine figure then measured. Socket buffers
+# as NLnet Labs' "Howto Optimise" sets them, to lose no query in a burst: the kernel's default
+# (208 KB) overflowed when hundreds of queries arrived at once, and each query lost then cost
+# a whole timeout at the end of a run.
 UNBOUND_EXTRA = """
 num-threads: 1
 msg-cache-size: 1g
 rrset-cache-size: 1g
+so-rcvbuf: 4m
+so-sndbuf: 4m
 cache-min-ttl: 3600
 cache-max-negative-ttl: 86400
 """
