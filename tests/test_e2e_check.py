@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import pty
+import re
 import socket
 import subprocess
 import sys
@@ -390,6 +393,47 @@ def test_check_table(lab: Lab) -> None:
         "natonly.example   national-only  ok        ok        nxdomain  nxdomain    nxdomain\n"
         "gone.example      gone           nxdomain  nxdomain  nxdomain  nxdomain    nxdomain\n"
     )
+
+
+def test_check_shows_progress_on_a_terminal_only(lab: Lab) -> None:
+    # stderr on a pseudo-terminal: a progress line that ends with every query done. stdout
+    # stays a pipe and holds the same table as when nothing is a terminal (test_check_table).
+    config = world_config(lab)
+    master, slave = pty.openpty()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "monitor", "--config", str(config), "check"],
+            cwd=PROJECT,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        os.close(slave)
+        slave = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child is gone and everything was read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    assert result.returncode == 0, shown
+    assert result.stdout == monitor(config, "check").stdout
+    text = shown.decode()
+    done = re.findall(r"\r(\d[\d,]*)/(\d[\d,]*) queries, [\d,]+/s", text)
+    assert done, text
+    assert done[-1][0] == done[-1][1]  # the last line: every query of the main pass
+    # 11 names, A and AAAA (the default record types), 5 resolvers
+    assert int(done[-1][1].replace(",", "")) == len(WORLD_WATCHLIST) * 2 * 5
+    assert text.endswith("\x1b[K\r\n")  # the terminal's newline after the last line
 
 
 # ----------------------------------------------------------------------------- named domains
