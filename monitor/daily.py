@@ -98,7 +98,13 @@ def run(
     base_files = gitstore.read_files(git_repo, base.sha, relative) if base is not None else {}
     previous = parse_snapshot(base_files)
 
-    measurement = measure(config, confirm_spacing=confirm_spacing, detail=detail, progress=progress)
+    measurement = measure(
+        config,
+        confirm_spacing=confirm_spacing,
+        detail=detail,
+        progress=progress,
+        previous={domain: entry.current for domain, entry in previous.items()},
+    )
     if measurement.inconclusive:
         raise InconclusiveRun(f"inconclusive run, nothing written: {measurement.inconclusive}")
 

@@ -124,8 +124,8 @@ def measure(
 
     Network trouble never raises: it shows as statuses, resolver health and verdicts.
     ``progress`` is called about once a second during the main pass. ``previous`` maps
-    domains to their last conclusive verdict (the economical strategy asks the controls about
-    every name that was not present).
+    domains to their verdict in the last snapshot (the economical strategy asks the controls
+    about every name that was not present).
     """
     names = config.watchlist if names is None else names
     return asyncio.run(_measure(config, names, confirm_spacing, detail, progress, previous or {}))

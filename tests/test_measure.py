@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from monitor import daily
 from monitor.config import Config, load_config_text
 from monitor.lab import Lab, Request, World
 from monitor.measure import Measurement, Progress, measure
@@ -92,6 +94,31 @@ def test_economical_strategy_spares_the_controls(lab, tmp_path: Path) -> None:  
     assert [present.status(n) for n in ("nat-a", "nat-b", "ctl-a", "ctl-b")] == ["ok", "ok", "", ""]
     missing = next(r for r in m.domains if r.domain == DELETED[0])
     assert missing.status("ctl-a") == "ok"
+
+
+def test_an_economical_run_asks_the_controls_about_what_was_not_present(  # type: ignore[no-untyped-def]
+    lab, tmp_path: Path
+) -> None:
+    # `run` hands the last snapshot's verdicts to the measurement: the national-only name
+    # resolves cleanly at the nationals, but it was not present yesterday, so the controls are
+    # asked about it again, whether or not the sample would have picked it.
+    running, _ = lab
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t.invalid"}
+    env |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t.invalid"}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        day1 = daily.run(config_for(running, tmp_path), repo=repo, date="2026-03-01")
+        config = config_for(running, tmp_path, "strategy: economical")
+        day2 = daily.run(config, repo=repo, date="2026-03-02", confirm_spacing=0)
+    assert verdicts(day1.measurement)[NATIONAL_ONLY] == "national-only"
+    assert verdicts(day2.measurement)[NATIONAL_ONLY] == "national-only"
+    assert day2.events == ()
+    # canaries, the 5 deleted names and the national-only one, a sample of 100 of the rest,
+    # the canaries after, the confirmation of the 6
+    assert day2.measurement.queries_by_resolver["ctl-a"] == 3 + 6 + 100 + 3 + 6
 
 
 def test_a_resolver_failing_its_canaries_is_down_and_left_out(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
