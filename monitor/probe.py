@@ -17,7 +17,7 @@ import socket
 import ssl
 import struct
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar, cast
 
 import dns.rdatatype
@@ -314,7 +314,20 @@ class _StreamClient:
             writer.close()
             self._matcher.fail_all(reason)
 
-    async def exchange(self, template: bytes, question: Question, timeout: float) -> Reading:
+    async def exchange(
+        self,
+        template: bytes,
+        question: Question,
+        timeout: float,
+        paced: Callable[[], Awaitable[None]],
+    ) -> Reading:
+        """Ask over the connection (opened first, if need be) once ``paced`` gives a slot.
+
+        The slot is taken once the connection is up: queries paced while it was being set up
+        would all leave at once when it opened, more than the rate in that second.
+        """
+        await self._connect(timeout)
+        await paced()
         writer = await self._connect(timeout)
 
         def send(qid: int) -> None:
@@ -506,8 +519,6 @@ class ResolverClient:
         template = query_wire(question, recursion=self.recursion, payload=EDNS_PAYLOAD)
         status, detail = "timeout", None
         for _ in range(self.attempts):
-            await self.pacer.wait()
-            self.sent += 1
             try:
                 reading = await self._exchange(template, question, stream)
             except _Timeout:
@@ -531,16 +542,21 @@ class ResolverClient:
 
     async def _exchange(self, template: bytes, question: Question, stream: bool) -> Reading:
         if self._doh is not None:
+            await self._paced()
             return await self._doh.exchange(template, question, self.timeout)
         assert self._stream is not None
         if self._udp is None or stream:
-            return await self._stream.exchange(template, question, self.timeout)
+            return await self._stream.exchange(template, question, self.timeout, self._paced)
+        await self._paced()
         reading = await self._udp.exchange(template, question, self.timeout)
         if reading.truncated:
-            await self.pacer.wait()
-            self.sent += 1
-            reading = await self._stream.exchange(template, question, self.timeout)
+            reading = await self._stream.exchange(template, question, self.timeout, self._paced)
         return reading
+
+    async def _paced(self) -> None:
+        """Wait for a send slot and count the query that takes it."""
+        await self.pacer.wait()
+        self.sent += 1
 
     @property
     def udp(self) -> _UdpClient | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -423,3 +424,61 @@ def test_failed_sends_while_paced_keep_one_chain_of_fills() -> None:
     }
     # 90 sends at 100 a second: about one fill each, not chains that multiply.
     assert len(fills) < 300, len(fills)
+
+
+def _answer_over_tcp(conn: socket.socket, arrivals: list[float]) -> None:
+    """Answer each length-prefixed query on ``conn`` with one A record; note when it came."""
+    with conn, conn.makefile("rb") as stream:
+        while (head := stream.read(2)) and len(head) == 2:
+            query = dns.message.from_wire(stream.read(int.from_bytes(head, "big")))
+            arrivals.append(time.monotonic())
+            reply = dns.message.make_response(query)
+            reply.answer.append(
+                dns.rrset.from_text(query.question[0].name, 60, "IN", "A", "93.184.216.34")
+            )
+            wire = reply.to_wire()
+            conn.sendall(len(wire).to_bytes(2, "big") + wire)
+
+
+def test_queries_paced_while_a_connection_opens_keep_the_rate() -> None:
+    # A listener whose accept queue (backlog 0) is held by another connection drops the
+    # client's SYN; the kernel sends it again a second later, and the connection opens then.
+    # The queries that were paced meanwhile must not all leave at once when it opens.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port))
+    arrivals: list[float] = []
+
+    def serve() -> None:
+        time.sleep(0.3)  # the client's first SYN has been dropped by now
+        listener.accept()[0].close()  # the filler
+        conn, _ = listener.accept()
+        _answer_over_tcp(conn, arrivals)
+
+    rate = 20
+    names = [f"n{i}.example.org" for i in range(60)]
+    resolver = Resolver(
+        "r", "control", "127.0.0.1", port, "tcp", "recursive", rate, None, None, None
+    )
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    seen: list[Observation] = []
+
+    async def go() -> float:
+        started = time.monotonic()
+        async with Engine([resolver], timeout=5.0, attempts=1) as engine:
+            await engine.observe(["r"], names, ["A"], lambda _, o: seen.append(o))
+        return started
+
+    try:
+        started = asyncio.run(go())
+    finally:
+        filler.close()
+        listener.close()
+        server.join(5)
+    assert [o.status for o in seen] == ["ok"] * len(names)
+    assert arrivals[0] - started > 0.9  # the connection did open late
+    worst = max(sum(1 for t in arrivals if s <= t < s + 1.0) for s in arrivals)
+    assert worst <= rate, worst
