@@ -219,12 +219,13 @@ async def _measure(
         economical = config.strategy == "economical"
         first = [r for r in up if r.group == "national"] if economical else up
         total = len(first) * len(domains) * len(config.record_types)
-        async with _reporting(engine, total, progress):
+        async with _reporting(engine, total, progress) as meter:
             await _observe(engine, config, first, tally)
             asked: Sequence[int] = range(len(domains))
             if economical:
                 asked = _controls_needed(tally, _panel(up), domains, previous)
                 controls = [r for r in up if r.group == "control"]
+                meter.total += len(controls) * len(asked) * len(config.record_types)
                 await _observe(engine, config, controls, tally, asked)
 
         # Canaries again: a resolver that broke during the pass must not speak for it.
@@ -363,13 +364,21 @@ def _status_shower(
     return shown
 
 
+@dataclass
+class _Meter:
+    """The queries a pass will ask; the body of :func:`_reporting` adds to it as it learns."""
+
+    total: int
+
+
 @contextlib.asynccontextmanager
 async def _reporting(
     engine: Engine, total: int, progress: Callable[[Progress], None] | None
-) -> AsyncIterator[None]:
+) -> AsyncIterator[_Meter]:
     """Call ``progress`` every second while the body runs, and once at the end."""
+    meter = _Meter(total)
     if progress is None:
-        yield
+        yield meter
         return
     loop = asyncio.get_running_loop()
     start, base = loop.time(), engine.done
@@ -377,14 +386,14 @@ async def _reporting(
     async def tick() -> None:
         while True:
             await asyncio.sleep(1.0)
-            progress(Progress(engine.done - base, total, loop.time() - start))
+            progress(Progress(engine.done - base, meter.total, loop.time() - start))
 
     task = asyncio.create_task(tick())
     try:
-        yield
+        yield meter
     finally:
         task.cancel()
-        progress(Progress(engine.done - base, total, loop.time() - start))
+        progress(Progress(engine.done - base, meter.total, loop.time() - start))
 
 
 async def _canaries(

@@ -218,6 +218,16 @@ def test_progress_is_reported(lab, tmp_path: Path) -> None:  # type: ignore[no-u
     assert seen and seen[-1].done == seen[-1].total == 4 * 301
 
 
+def test_economical_progress_counts_the_control_pass_too(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    running, _ = lab
+    seen: list[Progress] = []
+    config = config_for(running, tmp_path, "strategy: economical")
+    measure(config, confirm_spacing=0, progress=seen.append)
+    # 2 nationals x 301 names; then 2 controls x (the 5 deleted names + a sample of 100)
+    assert seen[-1].done == seen[-1].total == 2 * 301 + 2 * (5 + 100)
+    assert all(p.done <= p.total for p in seen)
+
+
 def worst_second(times: list[float]) -> int:
     """Return the most events in any window of one second."""
     j = worst = 0
