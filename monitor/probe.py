@@ -375,8 +375,40 @@ class _DohClient:
             http1=True, http2=True, verify=ssl_context, timeout=None
         )
         self._errors: tuple[type[Exception], ...] = (httpx.HTTPError, OSError, ssl.SSLError)
+        self._opening = False
+        self._opened = asyncio.Event()
 
-    async def exchange(self, template: bytes, question: Question, timeout: float) -> Reading:
+    async def exchange(
+        self,
+        template: bytes,
+        question: Question,
+        timeout: float,
+        paced: Callable[[], Awaitable[None]],
+        left_at: Callable[[float], None],
+    ) -> Reading:
+        """POST one query once ``paced`` gives a slot.
+
+        The first query opens the session; the others wait for it to be answered (or to fail)
+        before they take their slots, or the queries paced while the session was being set up
+        would all leave at once when it opened. The first one left only once the session was
+        open: ``left_at`` moves its send time to when it was answered, later still and so safe
+        for the rate.
+        """
+        if not self._opened.is_set():
+            if self._opening:
+                await self._opened.wait()
+            else:
+                self._opening = True
+                try:
+                    await paced()
+                    return await self._post(template, question, timeout)
+                finally:
+                    left_at(asyncio.get_running_loop().time())
+                    self._opened.set()
+        await paced()
+        return await self._post(template, question, timeout)
+
+    async def _post(self, template: bytes, question: Question, timeout: float) -> Reading:
         try:
             response = await asyncio.wait_for(
                 self._client.post(
@@ -542,8 +574,9 @@ class ResolverClient:
 
     async def _exchange(self, template: bytes, question: Question, stream: bool) -> Reading:
         if self._doh is not None:
-            await self._paced()
-            return await self._doh.exchange(template, question, self.timeout)
+            return await self._doh.exchange(
+                template, question, self.timeout, self._paced, self.pacer.sent_at
+            )
         assert self._stream is not None
         if self._udp is None or stream:
             return await self._stream.exchange(template, question, self.timeout, self._paced)

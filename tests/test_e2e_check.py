@@ -9,15 +9,20 @@ picks its resolvers, then runs the command line as a subprocess or through click
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import pty
 import re
+import select
 import socket
+import ssl
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -527,6 +532,115 @@ def test_dot_and_doh_controls(lab: Lab) -> None:
     assert all(
         "example.com error" in line and "CERTIFICATE_VERIFY_FAILED" in line for line in lines
     )
+
+
+class SlowDohRelay:
+    """A DoH relay on another loopback address: it waits ``delay`` seconds before each TLS
+    handshake (a session that is slow to open), ends TLS with the server's own certificate,
+    notes when each HTTP/2 request (HEADERS frame) arrives, and passes it on to the server."""
+
+    PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+    def __init__(self, ep: Endpoint, cert: tuple[Path, Path], address: str, delay: float) -> None:
+        assert ep.https_port is not None and ep.ca_file is not None
+        self.upstream, self.delay = (ep.address, ep.https_port), delay
+        self.inbound = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.inbound.load_cert_chain(certfile=cert[1], keyfile=cert[0])
+        self.inbound.set_alpn_protocols(["h2"])
+        self.outbound = ssl.create_default_context(cafile=ep.ca_file)
+        self.outbound.set_alpn_protocols(["h2"])
+        self.listener = socket.create_server((address, ep.https_port))
+        self.connections = 0
+        self.requests: list[float] = []
+        self._start(self._accept)
+
+    def _start(self, target: Callable[..., None], *args: object) -> None:
+        threading.Thread(target=target, args=args, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            self.connections += 1
+            self._start(self._relay, client)
+
+    def _relay(self, raw: socket.socket) -> None:
+        # One thread per connection, both ways (an SSL socket must not be read in one thread
+        # while another writes it).
+        time.sleep(self.delay)
+        with contextlib.suppress(OSError):
+            client = self.inbound.wrap_socket(raw, server_side=True)
+            server = self.outbound.wrap_socket(
+                socket.create_connection(self.upstream), server_hostname=self.upstream[0]
+            )
+            buffer, preface = b"", True
+            with client, server:
+                while True:
+                    readable, _, _ = select.select([client, server], [], [], 30)
+                    if not readable:
+                        return
+                    for source in readable:
+                        while data := source.recv(65536):
+                            if source is client:
+                                buffer, preface = self._note(buffer + data, preface)
+                            (server if source is client else client).sendall(data)
+                            if not source.pending():
+                                break
+                        else:
+                            return  # one side closed
+
+    def _note(self, buffer: bytes, preface: bool) -> tuple[bytes, bool]:
+        """Note the HEADERS frames (requests) in the client's bytes; return what is left."""
+        if preface:
+            if len(buffer) < len(self.PREFACE):
+                return buffer, True
+            buffer = buffer[len(self.PREFACE) :]
+        while len(buffer) >= 9:
+            size = 9 + int.from_bytes(buffer[:3], "big")
+            if len(buffer) < size:
+                break
+            if buffer[3] == 0x1:
+                self.requests.append(time.monotonic())
+            buffer = buffer[size:]
+        return buffer, False
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_doh_paces_the_queries_that_waited_for_the_session(lab: Lab) -> None:
+    # The TLS session takes a second to open. The queries paced meanwhile must not all leave
+    # at once when it opens: at most `rate` requests reach the server in any one second.
+    ep = lab.servers["cloudflare"]
+    directory = lab.work / "lab" / "cloudflare"  # where DNSLab wrote its key and certificate
+    cert = (directory / "server.key", directory / "server.pem")
+    relay = SlowDohRelay(ep, cert, "127.0.0.250", delay=1.0)
+    rate = 10
+    try:
+        control = (
+            f'{{name: slow, transport: doh, url: "{ep.doh_url}", address: 127.0.0.250, '
+            f"ca_file: {ep.ca_file}, rate: {rate}}}"
+        )
+        names = ["dw.com", "vk.com", "www.vk.com", KREMLIN] + [f"n{i}.example" for i in range(12)]
+        config = write_config(
+            lab, "slow-doh.yaml", [udp(lab, "nsdi-a")], [control], names, timeout=4
+        )
+        result = monitor(config, "check", "--json")
+    finally:
+        relay.close()
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert {d["domain"]: d["verdict"] for d in doc["domains"][:4]} == dict.fromkeys(
+        names[:4], "present"
+    )
+    arrivals = relay.requests
+    # canaries and the impossible name (3), 16 names x 2 types, the canary after
+    assert len(arrivals) >= 3 + 32 + 1
+    worst = max(sum(1 for t in arrivals if s <= t < s + 1.0) for s in arrivals)
+    assert worst <= rate, (worst, [round(t - arrivals[0], 3) for t in arrivals])
+    assert relay.connections == 1  # one HTTP/2 session
 
 
 def test_down_tls_control_says_why(lab: Lab) -> None:
