@@ -334,6 +334,7 @@ def write_config(path: Path, resolvers: dict[str, Endpoint], rate: float, names:
         "timeout": 2,
         "attempts": 3,
         "canaries": [CANARY],
+        "strategy": "full",  # every name at all five: what the targets are about
         "resolvers": {
             "national": [entry(n) for n in resolvers if n.startswith("nat")],
             "control": [entry(n) for n in resolvers if not n.startswith("nat")],

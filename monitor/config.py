@@ -28,6 +28,9 @@ TRANSPORTS: tuple[Transport, ...] = ("udp", "tcp", "dot", "doh")
 MODES: tuple[Mode, ...] = ("recursive", "authoritative")
 GROUPS: tuple[Group, ...] = ("national", "control")
 STRATEGIES: tuple[Strategy, ...] = ("full", "economical")
+# Without a `strategy`, a watchlist of more names than this is economical: asking the public
+# controls about every name of a top-site list, at their polite rates, would take all night.
+ECONOMICAL_ABOVE = 10_000
 DEFAULT_PORTS: dict[Transport, int] = {"udp": 53, "tcp": 53, "dot": 853, "doh": 443}
 DEFAULT_RATE = 500.0
 # A snapshot line maps resolver names and these keys side by side, so they cannot be names.
@@ -366,7 +369,8 @@ class _Reader:
                     node,
                     "min_controls",
                 )
-        strategy: Strategy = "full"
+        watchlist = self.watchlist(root, top)
+        strategy: Strategy = "full" if len(watchlist) <= ECONOMICAL_ABOVE else "economical"
         if "strategy" in top:
             strategy = self.choice(top["strategy"], "strategy", STRATEGIES)
         return Config(
@@ -381,7 +385,7 @@ class _Reader:
             bogons=bogons,
             stub_addresses=stubs,
             resolvers=resolvers,
-            watchlist=self.watchlist(root, top),
+            watchlist=watchlist,
             strategy=strategy,
         )
 

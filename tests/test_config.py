@@ -10,7 +10,14 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.config import Config, Resolver, WatchedName, load_config, load_config_text
+from monitor.config import (
+    ECONOMICAL_ABOVE,
+    Config,
+    Resolver,
+    WatchedName,
+    load_config,
+    load_config_text,
+)
 from monitor.errors import ConfigError
 
 CFG = Path("/cfg/config.yaml")
@@ -636,6 +643,27 @@ def test_watchlist_files_alone_are_enough(tmp_path: Path) -> None:
     )
     config = load(text, tmp_path / "config.yaml")
     assert [w.domain for w in config.watchlist] == ["example.org"]
+
+
+@pytest.mark.parametrize(
+    ("names", "setting", "expected"),
+    [
+        (ECONOMICAL_ABOVE, "", "full"),
+        (ECONOMICAL_ABOVE + 1, "", "economical"),
+        (ECONOMICAL_ABOVE + 1, "strategy: full\n", "full"),
+        (3, "strategy: economical\n", "economical"),
+    ],
+)
+def test_strategy_defaults_to_economical_above_ten_thousand_names(
+    tmp_path: Path, names: int, setting: str, expected: str
+) -> None:
+    (tmp_path / "list.txt").write_text("".join(f"n{i}.example\n" for i in range(names)))
+    text = config_with(
+        "    - {name: a, address: 192.0.2.1}\n",
+        watchlist=setting + "watchlist_files: [list.txt]\n",
+    )
+    config = load(text, tmp_path / "config.yaml")
+    assert (len(config.watchlist), config.strategy) == (names, expected)
 
 
 @pytest.mark.parametrize(
