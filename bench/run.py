@@ -554,6 +554,37 @@ def figure_dnsperf(ctx: Context, res: Results, repeat: int) -> None:
         say(f"dnsperf run {n + 1}/{repeat}: {float(qps.group(1)):.0f} queries/s")
         res.add("dnsperf_qps", float(qps.group(1)), "queries/s", f"one unbound, {seconds:g} s")
         res.add("dnsperf_lost", float(lost.group(1)) if lost else 0.0, "%")
+    for n in range(repeat):
+        total = dnsperf_at_all(ctx, seconds)
+        say(f"dnsperf at all five, run {n + 1}/{repeat}: {total:.0f} queries/s")
+        res.add("dnsperf_all_qps", total, "queries/s", f"all 5 unbounds at once, {seconds:g} s")
+
+
+def dnsperf_at_all(ctx: Context, seconds: float) -> float:
+    """One dnsperf per resolver, all at once, as the engine asks them: the sum of their rates."""
+    argvs = [
+        [*dnsperf_args(ep, ctx.queries), "-l", f"{seconds:g}", "-q", "500"]
+        for ep in ctx.lab.resolvers.values()
+    ]
+    processes = [
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for argv in argvs
+    ]
+    total = 0.0
+    for argv, process in zip(argvs, processes, strict=True):
+        try:
+            out, _ = process.communicate(timeout=seconds + 60)
+        except subprocess.TimeoutExpired:
+            for other in processes:
+                other.kill()
+            raise BenchError(f"dnsperf overran {seconds + 60:g} s (see {ctx.log})") from None
+        with ctx.log.open("a") as log:
+            log.write(f"$ {' '.join(argv)}\n{out}")
+        qps = re.search(r"Queries per second:\s+([\d.]+)", out)
+        if process.returncode != 0 or qps is None:
+            raise BenchError(f"dnsperf failed (see {ctx.log})")
+        total += float(qps.group(1))
+    return total
 
 
 def figure_naive(ctx: Context, res: Results, repeat: int) -> None:
@@ -746,6 +777,9 @@ def add_ratios(res: Results) -> None:
         res.add("ratio_engine_naive", engine / naive, "x")
     if engine is not None and perf:
         res.add("ratio_engine_dnsperf", engine / perf, "x")
+    everywhere = res.value("dnsperf_all_qps")
+    if engine is not None and everywhere:
+        res.add("ratio_engine_dnsperf_all", engine / everywhere, "x", "no target")
     e2e = res.value("e2e_wall")
     if e2e is not None:
         note = "measured" if res.size == 1_000_000 else f"projected linearly from {res.size:,}"
@@ -808,6 +842,7 @@ ORDER = (
     "git_loose",
     "dnsperf_qps",
     "dnsperf_lost",
+    "dnsperf_all_qps",
     "naive_qps",
     "rate_max_window",
     "rate_mean",
@@ -815,6 +850,7 @@ ORDER = (
     "rate_mean_ratio",
     "ratio_engine_naive",
     "ratio_engine_dnsperf",
+    "ratio_engine_dnsperf_all",
     "e2e_minutes_1m",
 )
 

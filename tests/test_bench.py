@@ -28,6 +28,7 @@ FIGURES = [
     ("git_loose", "KB"),
     ("dnsperf_qps", "queries/s"),
     ("dnsperf_lost", "%"),
+    ("dnsperf_all_qps", "queries/s"),
     ("naive_qps", "queries/s"),
     ("rate_max_window", "queries in 1 s"),
     ("rate_mean", "queries/s"),
@@ -35,6 +36,7 @@ FIGURES = [
     ("rate_mean_ratio", "x R"),
     ("ratio_engine_naive", "x"),
     ("ratio_engine_dnsperf", "x"),
+    ("ratio_engine_dnsperf_all", "x"),
     ("e2e_minutes_1m", "min"),
 ]
 TARGETS = [
