@@ -547,12 +547,12 @@ def figure_dnsperf(ctx: Context, res: Results, repeat: int) -> None:
         )
         with ctx.log.open("a") as out:
             out.write(f"$ {' '.join(argv)}\n{done.stdout}{done.stderr}")
-        qps = re.search(r"Queries per second:\s+([\d.]+)", done.stdout)
+        qps = dnsperf_rate(done.stdout)
         lost = re.search(r"Queries lost:\s+\d+ \(([\d.]+)%\)", done.stdout)
         if done.returncode != 0 or qps is None:
             raise BenchError(f"dnsperf failed (see {ctx.log}): {done.stderr.strip()[:200]}")
-        say(f"dnsperf run {n + 1}/{repeat}: {float(qps.group(1)):.0f} queries/s")
-        res.add("dnsperf_qps", float(qps.group(1)), "queries/s", f"one unbound, {seconds:g} s")
+        say(f"dnsperf run {n + 1}/{repeat}: {qps:.0f} queries/s")
+        res.add("dnsperf_qps", qps, "queries/s", f"one unbound, {seconds:g} s")
         res.add("dnsperf_lost", float(lost.group(1)) if lost else 0.0, "%")
     for n in range(repeat):
         total = dnsperf_at_all(ctx, seconds)
@@ -570,21 +570,27 @@ def dnsperf_at_all(ctx: Context, seconds: float) -> float:
         subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for argv in argvs
     ]
-    total = 0.0
-    for argv, process in zip(argvs, processes, strict=True):
-        try:
-            out, _ = process.communicate(timeout=seconds + 60)
-        except subprocess.TimeoutExpired:
-            for other in processes:
-                other.kill()
-            raise BenchError(f"dnsperf overran {seconds + 60:g} s (see {ctx.log})") from None
-        with ctx.log.open("a") as log:
-            log.write(f"$ {' '.join(argv)}\n{out}")
-        qps = re.search(r"Queries per second:\s+([\d.]+)", out)
-        if process.returncode != 0 or qps is None:
-            raise BenchError(f"dnsperf failed (see {ctx.log})")
-        total += float(qps.group(1))
-    return total
+    try:
+        outputs = [p.communicate(timeout=seconds + 60)[0] for p in processes]
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"dnsperf overran {seconds + 60:g} s (see {ctx.log})") from None
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    with ctx.log.open("a") as log:
+        log.writelines(f"$ {' '.join(a)}\n{out}" for a, out in zip(argvs, outputs, strict=True))
+    rates = [dnsperf_rate(out) for out in outputs]
+    if any(p.returncode != 0 for p in processes) or None in rates:
+        raise BenchError(f"dnsperf failed (see {ctx.log})")
+    return sum(r for r in rates if r is not None)
+
+
+def dnsperf_rate(output: str) -> float | None:
+    """Return the queries a second dnsperf reported, or None when it reported none."""
+    found = re.search(r"Queries per second:\s+([\d.]+)", output)
+    return float(found.group(1)) if found else None
 
 
 def figure_naive(ctx: Context, res: Results, repeat: int) -> None:

@@ -328,7 +328,7 @@ class _StreamClient:
         """
         await self._connect(timeout)
         await paced()
-        writer = await self._connect(timeout)
+        writer = await self._connect(timeout)  # the same one, unless it closed meanwhile
 
         def send(qid: int) -> None:
             wire = _with_id(template, qid)

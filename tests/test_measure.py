@@ -105,14 +105,9 @@ def test_an_economical_run_asks_the_controls_about_what_was_not_present(  # type
     running, _ = lab
     repo = tmp_path / "repo"
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t.invalid"}
-    env |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t.invalid"}
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, value)
-        day1 = daily.run(config_for(running, tmp_path), repo=repo, date="2026-03-01")
-        config = config_for(running, tmp_path, "strategy: economical")
-        day2 = daily.run(config, repo=repo, date="2026-03-02", confirm_spacing=0)
+    day1 = daily.run(config_for(running, tmp_path), repo=repo, date="2026-03-01")
+    config = config_for(running, tmp_path, "strategy: economical")
+    day2 = daily.run(config, repo=repo, date="2026-03-02", confirm_spacing=0)
     assert verdicts(day1.measurement)[NATIONAL_ONLY] == "national-only"
     assert verdicts(day2.measurement)[NATIONAL_ONLY] == "national-only"
     assert day2.events == ()
