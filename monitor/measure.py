@@ -190,11 +190,15 @@ class _Tally:
                 per_resolver.pop(resolver, None)
 
     def observations_of(self, position: int) -> dict[str, tuple[Observation, ...]]:
+        """Return what each resolver said about one domain, resolvers in config order (not in
+        the order their answers arrived, so that a document is the same from run to run)."""
         if self.detail is None:
             return {}
+        said = self.detail.get(position, {})
         return {
-            name: tuple(o for o in slots if o is not None)
-            for name, slots in self.detail.get(position, {}).items()
+            name: tuple(o for o in said[name] if o is not None)
+            for name in self.codes
+            if name in said
         }
 
 
