@@ -40,7 +40,7 @@ class Verdict(StrEnum):
         return self not in (Verdict.UNSTABLE, Verdict.INCONCLUSIVE)
 
 
-# A domain with one of these verdicts is asked again before the verdict is believed.
+# Verdicts believed at once; a domain with any other verdict is asked again `confirm` times.
 SETTLED = frozenset({Verdict.PRESENT, Verdict.GONE})
 
 # What a group of resolvers says, once its failed and down members are left out.
