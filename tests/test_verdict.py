@@ -10,9 +10,13 @@ from hypothesis import strategies as st
 
 from monitor.probe import Observation
 from monitor.verdict import (
+    NOT_ASKED,
+    STATUS_CODE,
+    SUSPICIOUS,
     Panel,
     State,
     Verdict,
+    code_of,
     decide,
     is_bogon,
     is_suspicious,
@@ -20,7 +24,9 @@ from monitor.verdict import (
     judge_controls,
     judge_nationals,
     most_telling,
+    most_telling_code,
     resolver_state,
+    state_of,
 )
 
 E, A, F, T = State.EXISTS, State.ABSENT, State.FAILED, State.TAMPERED
@@ -75,6 +81,54 @@ def test_resolver_state(statuses: list[str], authoritative: bool, state: State) 
     assert resolver_state(observations, authoritative=authoritative) is state
 
 
+def test_a_resolver_is_recursive_unless_told() -> None:
+    """A referral from a resolver not known to be authoritative is no answer."""
+    referral = STATUS_CODE["referral"]
+    assert resolver_state([obs("r", "referral"), obs("r", "referral", rdtype="AAAA")]) is F
+    assert state_of([referral, referral]) is F
+    assert state_of([referral, referral], authoritative=True) is E
+
+
+@pytest.mark.parametrize(
+    ("codes", "state"),
+    [
+        ([STATUS_CODE["ok"] | SUSPICIOUS], E),  # the flag never hides the status under it
+        ([STATUS_CODE["nodata"] | SUSPICIOUS, STATUS_CODE["nxdomain"]], E),
+        ([STATUS_CODE["nxdomain"], STATUS_CODE["timeout"]], A),
+        ([STATUS_CODE["servfail"] | SUSPICIOUS], F),
+        ([], F),
+    ],
+)
+def test_state_of_codes(codes: list[int], state: State) -> None:
+    assert state_of(codes) is state
+
+
+@pytest.mark.parametrize(
+    ("rdtype", "status", "answers", "bogons", "stubs", "code"),
+    [
+        ("A", "ok", ("93.184.216.34",), True, set(), STATUS_CODE["ok"]),
+        ("A", "ok", ("93.184.216.34", "10.0.0.1"), True, set(), STATUS_CODE["ok"] | SUSPICIOUS),
+        ("A", "ok", ("10.0.0.1",), False, set(), STATUS_CODE["ok"]),
+        ("A", "ok", ("95.213.4.1",), False, {"95.213.4.1"}, STATUS_CODE["ok"] | SUSPICIOUS),
+        ("AAAA", "ok", ("2a00:1450:4001:82a::200e",), True, set(), STATUS_CODE["ok"]),
+        ("AAAA", "ok", ("fe80::1",), True, set(), STATUS_CODE["ok"] | SUSPICIOUS),
+        ("AAAA", "ok", ("2001:db8::5",), False, {"2001:db8::5"}, SUSPICIOUS),
+        # only addresses are judged as addresses
+        ("MX", "ok", ("10.0.0.1",), True, {"10.0.0.1"}, STATUS_CODE["ok"]),
+        ("TXT", "ok", ("127.0.0.1",), True, set(), STATUS_CODE["ok"]),
+        # the flag is added to the status, never put in its place
+        ("A", "nodata", ("10.0.0.1",), True, set(), STATUS_CODE["nodata"] | SUSPICIOUS),
+        ("AAAA", "referral", ("::1",), True, set(), STATUS_CODE["referral"] | SUSPICIOUS),
+        ("A", "nxdomain", (), True, set(), STATUS_CODE["nxdomain"]),
+    ],
+)
+def test_code_of_an_observation(
+    rdtype: str, status: str, answers: tuple[str, ...], bogons: bool, stubs: set[str], code: int
+) -> None:
+    observation = Observation("r", "example.org", rdtype, status, answers)
+    assert code_of(observation, bogons=bogons, stub_addresses=stubs) == code
+
+
 @pytest.mark.parametrize(
     ("states", "min_controls", "judgement"),
     [
@@ -86,6 +140,9 @@ def test_resolver_state(statuses: list[str], authoritative: bool, state: State) 
         ([F, F], 1, "inconclusive"),
         ([], 1, "inconclusive"),
         ([A, F, A], 2, "absent"),
+        ([T, E], 1, "exists"),  # a control's odd answer is still an answer: the name exists
+        ([T], 1, "exists"),
+        ([T, A], 1, "unstable"),
     ],
 )
 def test_control_group(states: list[State], min_controls: int, judgement: str) -> None:
@@ -184,6 +241,44 @@ def test_resolvers_left_out_of_the_panel_do_not_count() -> None:
     assert verdict_of(by_resolver, min_controls=2) is Verdict.INCONCLUSIVE
 
 
+# One authoritative server on each side (NSDI's auth-nsdi servers answer without recursion).
+AUTH_PANEL = Panel(
+    national=("n1", "n2", "auth-n"),
+    control=("c1", "c2", "auth-c"),
+    authoritative=frozenset({"auth-n", "auth-c"}),
+)
+
+
+@pytest.mark.parametrize(
+    ("statuses", "verdict"),
+    [
+        # a down resolver (missing from the map) is left out; the ones after it still count
+        ({"c2": "ok", "n1": "nxdomain", "n2": "nxdomain"}, "missing"),
+        ({"c1": "ok", "n2": "nxdomain"}, "missing"),
+        ({"auth-c": "ok", "n2": "nxdomain"}, "missing"),
+        ({"c1": "ok", "auth-n": "nxdomain"}, "missing"),
+        # a referral from an authoritative server says the name is delegated: it exists
+        ({"auth-c": "referral", "n1": "nxdomain"}, "missing"),
+        ({"c1": "ok", "auth-n": "referral"}, "present"),
+        ({"c1": "ok", "auth-n": "referral", "n1": "nxdomain"}, "partial"),
+        # ... from a recursive resolver it is no answer
+        ({"c1": "referral", "auth-c": "nxdomain", "n1": "nxdomain"}, "gone"),
+        ({"c1": "referral", "n1": "nxdomain"}, "inconclusive"),
+        ({"c1": "ok", "n1": "referral", "auth-n": "nxdomain"}, "missing"),
+        ({"c1": "ok", "n1": "referral"}, "failing"),
+    ],
+)
+def test_judge_with_down_and_authoritative_resolvers(
+    statuses: dict[str, str], verdict: str
+) -> None:
+    by_resolver = {
+        name: [obs(name, status, *(GOOD if status == "ok" else []))]
+        for name, status in statuses.items()
+    }
+    judged = judge(by_resolver, AUTH_PANEL, min_controls=1, bogons=True, stub_addresses=set())
+    assert judged is Verdict(verdict)
+
+
 def test_stub_address_is_tampering_even_without_bogons() -> None:
     by_resolver = {
         "n1": [obs("n1", "ok", "95.213.4.1")],
@@ -203,10 +298,27 @@ def test_stub_address_is_tampering_even_without_bogons() -> None:
         (["timeout", "nxdomain"], "nxdomain"),
         (["timeout", "servfail"], "timeout"),
         (["refused"], "refused"),
+        ([], "error"),
     ],
 )
 def test_most_telling_status(statuses: list[str], shown: str) -> None:
     assert most_telling(statuses) == shown
+
+
+@pytest.mark.parametrize(
+    ("codes", "shown"),
+    [
+        ([STATUS_CODE["ok"] | SUSPICIOUS, STATUS_CODE["nxdomain"]], "ok"),
+        ([STATUS_CODE["nxdomain"], STATUS_CODE["nodata"] | SUSPICIOUS], "nodata"),
+        ([STATUS_CODE["timeout"], STATUS_CODE["nxdomain"]], "nxdomain"),
+        ([STATUS_CODE["refused"], STATUS_CODE["servfail"]], "refused"),
+        ([NOT_ASKED, STATUS_CODE["servfail"]], "servfail"),  # a type not asked is left out
+        ([STATUS_CODE["timeout"], NOT_ASKED], "timeout"),
+        ([NOT_ASKED, NOT_ASKED], "error"),
+    ],
+)
+def test_most_telling_code(codes: list[int], shown: str) -> None:
+    assert most_telling_code(codes) == shown
 
 
 def _reference_bogon(address: str) -> bool:
