@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pytest
 
-from monitor.changes import Event, advance, commit_message, compare, event_for
+from monitor.changes import EVENT_ORDER, Event, advance, commit_message, compare, event_for
 from monitor.config import WatchedName
 from monitor.measure import DomainResult
 from monitor.snapshot import Entry
@@ -38,13 +40,18 @@ def test_event_for(before: str, after: str, event: str | None) -> None:
     assert event_for(before, after) == event
 
 
-def result(domain: str, verdict: str, status: str = "ok") -> DomainResult:
-    name = WatchedName(domain, domain, None)
+def result(
+    domain: str, verdict: str, status: str = "ok", display: str | None = None
+) -> DomainResult:
+    name = WatchedName(domain, display or domain, None)
     return DomainResult(name, Verdict(verdict), tuple(RESOLVERS), (status, "ok"))
 
 
+YESTERDAY = (("nsdi-a", "ok"), ("google", "ok"))
+
+
 def entry(domain: str, verdict: str, since: str, today: str | None = None) -> Entry:
-    return Entry(domain, verdict, since, (("nsdi-a", "ok"), ("google", "ok")), today)
+    return Entry(domain, verdict, since, YESTERDAY, today)
 
 
 def test_disappearance_raises_an_event_and_restarts_since() -> None:
@@ -105,6 +112,116 @@ def test_removed_names_leave_the_snapshot() -> None:
     previous = {"gone.com": entry("gone.com", "present", "2026-01-01")}
     entries, events = advance(previous, [result("kept.com", "present")], RESOLVERS, "2026-03-01")
     assert [e.domain for e in entries] == ["kept.com"] and events == []
+
+
+DAY = "2026-03-01"
+IDN = "xn--e1afmkfd.xn--p1ai"  # пример.рф
+
+
+class Story(NamedTuple):
+    """One name's day: yesterday's line ("verdict since [today]", or None for a new name), today's
+    verdict and nsdi-a status, and the line and event that advance must make of them."""
+
+    domain: str
+    yesterday: str | None
+    verdict: str
+    status: str
+    line: str
+    event: str | None
+
+
+S = Story
+STORIES = [
+    S("same.com", "present 2026-01-01", "present", "ok",
+      "present 2026-01-01", None),
+    S("still-missing.com", "missing 2026-02-01", "missing", "nxdomain",
+      "missing 2026-02-01", None),
+    S("lost.com", "present 2026-01-01", "missing", "nxdomain",
+      "missing 2026-03-01", "disappeared"),
+    S("new.com", None, "missing", "nxdomain",
+      "missing 2026-03-01", None),
+    S("doubt.com", "missing 2026-02-01", "unstable", "nxdomain",
+      "missing 2026-02-01 unstable", None),
+    S("dark.com", "present 2026-01-01", "inconclusive", "timeout",
+      "present 2026-01-01 inconclusive", None),
+    S("still-odd.com", "unstable 2026-02-15 unstable", "inconclusive", "timeout",
+      "unstable 2026-02-15 inconclusive", None),
+    S("settled.com", "unstable 2026-02-15 unstable", "missing", "nxdomain",
+      "missing 2026-03-01", None),
+    S("new-odd.com", None, "unstable", "ok",
+      "unstable 2026-03-01 unstable", None),
+    S("back.com", "missing 2026-02-01", "present", "ok",
+      "present 2026-03-01", "restored"),
+    S("back-after-doubt.com", "missing 2026-02-01 unstable", "present", "ok",
+      "present 2026-03-01", "restored"),
+    S("worse.com", "present 2026-01-01", "tampered", "ok",
+      "tampered 2026-03-01", "degraded"),
+    S("gone.com", "present 2026-01-01", "gone", "nxdomain",
+      "gone 2026-03-01", "gone"),
+    S("alive.com", "gone 2026-01-01", "present", "ok",
+      "present 2026-03-01", None),
+    S("only-here.com", "present 2026-01-01", "national-only", "ok",
+      "national-only 2026-03-01", "appeared"),
+    S(IDN, "present 2026-01-01", "failing", "servfail",
+      "failing 2026-03-01", "degraded"),
+]  # fmt: skip
+
+
+def line_entry(domain: str, line: str, statuses: tuple[tuple[str, str], ...]) -> Entry:
+    verdict, since, *today = line.split()
+    return Entry(domain, verdict, since, statuses, today[0] if today else None)
+
+
+def display(domain: str) -> str:
+    return "пример.рф" if domain == IDN else domain
+
+
+def advance_stories(stories: list[Story]) -> tuple[list[Entry], list[Event]]:
+    previous = {
+        s.domain: line_entry(s.domain, s.yesterday, YESTERDAY)
+        for s in stories
+        if s.yesterday is not None
+    }
+    results = [result(s.domain, s.verdict, s.status, display(s.domain)) for s in stories]
+    return advance(previous, results, RESOLVERS, DAY)
+
+
+def expected_entries(stories: list[Story]) -> list[Entry]:
+    return [line_entry(s.domain, s.line, (("nsdi-a", s.status), ("google", "ok"))) for s in stories]
+
+
+def expected_events(stories: list[Story]) -> list[Event]:
+    """Every event, worst kind first, then in watchlist order."""
+    events = [
+        Event(s.domain, s.event, s.yesterday.split()[0], s.line.split()[0], DAY, display(s.domain))
+        for s in stories
+        if s.event is not None and s.yesterday is not None
+    ]
+    return [e for kind in EVENT_ORDER for e in events if e.event == kind]
+
+
+def test_a_whole_day_of_mixed_names() -> None:
+    entries, events = advance_stories(STORIES)
+    assert entries == expected_entries(STORIES)
+    assert [(e.domain, e.event, e.before, e.after) for e in events] == [
+        ("lost.com", "disappeared", "present", "missing"),
+        ("worse.com", "degraded", "present", "tampered"),
+        (IDN, "degraded", "present", "failing"),
+        ("back.com", "restored", "missing", "present"),
+        ("back-after-doubt.com", "restored", "missing", "present"),
+        ("only-here.com", "appeared", "present", "national-only"),
+        ("gone.com", "gone", "present", "gone"),
+    ]
+    assert events == expected_events(STORIES)
+
+
+@pytest.mark.parametrize("first", [s.domain for s in STORIES])
+def test_every_name_is_judged_whatever_comes_before_it(first: str) -> None:
+    """Each story first, the others after it in their order: no kind of day ends the loop."""
+    stories = sorted(STORIES, key=lambda s: s.domain != first)
+    entries, events = advance_stories(stories)
+    assert entries == expected_entries(stories)
+    assert events == expected_events(stories)
 
 
 def test_commit_message_with_events() -> None:
@@ -170,3 +287,55 @@ def test_compare_for_diff() -> None:
         ("a.com", "disappeared"),
         ("b.com", "restored"),
     ]
+
+
+def test_compare_skips_new_and_never_conclusive_names_and_goes_on() -> None:
+    before = {
+        "odd.com": entry("odd.com", "unstable", "2026-01-01", "unstable"),
+        "settled.com": entry("settled.com", "unstable", "2026-01-01", "unstable"),
+        "lost.com": entry("lost.com", "present", "2026-01-01"),
+        IDN: entry(IDN, "missing", "2026-01-01"),
+        "same.com": entry("same.com", "present", "2026-01-01"),
+        "doubt.com": entry("doubt.com", "present", "2026-01-01"),
+        "xn--zz.com": entry("xn--zz.com", "present", "2026-01-01"),  # no valid IDNA
+    }
+    after = {
+        "new.com": entry("new.com", "missing", "2026-02-01"),
+        "odd.com": entry("odd.com", "unstable", "2026-01-01", "unstable"),
+        "settled.com": entry("settled.com", "missing", "2026-02-01"),
+        "same.com": entry("same.com", "present", "2026-01-01"),
+        "doubt.com": entry("doubt.com", "present", "2026-01-01", "inconclusive"),
+        "lost.com": entry("lost.com", "missing", "2026-02-01"),
+        IDN: entry(IDN, "present", "2026-02-01"),
+        "xn--zz.com": entry("xn--zz.com", "gone", "2026-02-01"),
+    }
+    assert compare(before, after, "2026-02-01") == [
+        Event("lost.com", "disappeared", "present", "missing", "2026-02-01", "lost.com"),
+        Event(IDN, "restored", "missing", "present", "2026-02-01", "пример.рф"),
+        Event("xn--zz.com", "gone", "present", "gone", "2026-02-01", "xn--zz.com"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("event", "document"),
+    [
+        (
+            Event("bbc.com", "disappeared", "present", "missing", "2026-11-28"),
+            {"domain": "bbc.com", "event": "disappeared", "from": "present", "to": "missing",
+             "date": "2026-11-28"},
+        ),
+        (
+            Event("bbc.com", "restored", "missing", "present", "2026-11-28", "bbc.com"),
+            {"domain": "bbc.com", "event": "restored", "from": "missing", "to": "present",
+             "date": "2026-11-28"},
+        ),
+        (
+            Event(IDN, "degraded", "present", "tampered", "2026-11-28", "пример.рф"),
+            {"domain": IDN, "event": "degraded", "from": "present", "to": "tampered",
+             "display": "пример.рф", "date": "2026-11-28"},
+        ),
+    ],
+)  # fmt: skip
+def test_event_document_is_designs_json(event: Event, document: dict[str, str]) -> None:
+    """Keys in DESIGN.md's order; ``display`` only where it differs from the A-label."""
+    assert list(event.document().items()) == list(document.items())
