@@ -81,12 +81,12 @@ def snapshot_dir(repo_root: Path, vantage: str) -> Path:
     return repo_root / "snapshots" / vantage
 
 
-_DOMAIN_PLAIN = re.compile(r"[a-z0-9_-][a-z0-9_.-]*\.[a-z0-9_-]*[a-z_-]")
+_DOMAIN_PLAIN = re.compile(r"[a-z0-9_-][a-z0-9_.-]*\.[a-z0-9_-]*[a-z]")
 
 
 def _key(domain: str) -> str:
     """Return a domain as a YAML key: plain when it has a dot and ends in a letter (no bool, null,
-    number or date reads that way), else as :func:`_scalar` decides."""
+    number or date reads that way; ``1._`` is a float to YAML), else as :func:`_scalar` decides."""
     return domain if _DOMAIN_PLAIN.fullmatch(domain) else _scalar(domain)
 
 
@@ -143,21 +143,64 @@ _LINE = re.compile(r"([A-Za-z0-9_.-]+): \{([A-Za-z0-9_., :-]*)\}")
 
 
 def _fast_entry(line: str) -> Entry | None:
-    """Parse a line written by :func:`render_line` without YAML; None when it needs YAML."""
+    """Parse a line written by :func:`render_line` without YAML; None when it needs YAML.
+
+    Only what :func:`render_line` writes unquoted is read here, so the fast path and YAML never
+    disagree: a hand-edited ``null``, ``yes``, ``010``, a stray space or an empty value (which
+    YAML reads as None, True, 8 or "ok") goes to YAML.
+    """
     match = _LINE.fullmatch(line)
     if match is None:
         return None
+    domain = match.group(1)
+    if _key(domain) != domain:
+        return None
+    # A million lines have few distinct right-hand sides: each is checked and split once.
+    body = match.group(2)
+    fields = _BODIES.get(body, _UNSEEN)
+    if fields is _UNSEEN:
+        if len(_BODIES) > 100_000:
+            _BODIES.clear()
+        fields = _BODIES[body] = _fields(body)
+    if fields is None:
+        return None
+    verdict, since, statuses, today = fields
+    return Entry(domain, verdict, since, statuses, today)
+
+
+_Fields = tuple[str, str, tuple[tuple[str, str], ...], str | None]
+_UNSEEN: _Fields = ("", "", (), None)
+_BODIES: dict[str, _Fields | None] = {}
+
+
+def _fields(body: str) -> _Fields | None:
+    """Return (verdict, since, statuses, today) of a line's ``{...}``, or None when a key or
+    value is not one that render_line writes unquoted."""
     fields: dict[str, str] = {}
-    for part in match.group(2).split(", "):
+    for part in body.split(", "):
         key, sep, value = part.partition(": ")
-        if not sep or key in fields:
+        if not sep or key in fields or _scalar(key) != key:
+            return None
+        if not (key == "since" and _is_date(value)) and _scalar(value) != value:
             return None
         fields[key] = value
     verdict, since = fields.pop("verdict", None), fields.pop("since", None)
     if verdict is None or since is None:
         return None
     today = fields.pop("today", None)
-    return Entry(match.group(1), verdict, since, shared_statuses(tuple(fields.items())), today)
+    return verdict, since, shared_statuses(tuple(fields.items())), today
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_date(text: str) -> bool:
+    """Whether YAML reads ``text`` as a date: YYYY-MM-DD and a real day."""
+    if not _DATE.fullmatch(text):
+        return False
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_line(line: str) -> Entry | None:
@@ -190,7 +233,7 @@ def parse_domains(text: str, source: str = DOMAINS_FILE) -> dict[str, Entry]:
 def _parse_yaml(text: str, source: str) -> dict[str, Entry]:
     try:
         data = yaml.load(text, Loader=_SafeLoader) if text.strip() else {}
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: a date such as 2026-13-45
         raise SnapshotError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise SnapshotError(f"{source}: expected a mapping of domains")

@@ -24,6 +24,7 @@ from monitor.snapshot import (
     SnapshotError,
     _exchange,
     _fast_entry,
+    _parse_yaml,
     domain_files,
     parse_domains,
     parse_line,
@@ -47,6 +48,13 @@ ENTRY = Entry(
     "2026-02-10",
     (("nsdi-a", "nxdomain"), ("nsdi-b", "nxdomain"), ("google", "ok"), ("cloudflare", "ok")),
 )
+
+
+@pytest.fixture(autouse=True)
+def fresh_line_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test reads its lines afresh: the cache of line bodies (filled by earlier tests, or
+    by a mutation run's parent process) must not answer for the code under test."""
+    monkeypatch.setattr(snapshot, "_BODIES", {})
 
 
 @pytest.fixture
@@ -200,6 +208,53 @@ def test_a_written_file_is_read_without_yaml_and_shares_statuses(yaml_reads: lis
 )
 def test_the_fast_path_leaves_anything_else_to_yaml(line: str) -> None:
     assert _fast_entry(line) is None
+
+
+# Hand edits that a line-by-line reader would take literally while YAML reads something else:
+# each goes to YAML, so a line means the same to the tool as to anyone who loads the file.
+@pytest.mark.parametrize(
+    "line",
+    [
+        "a.com: {verdict: present, since: 2026-01-01, n: null}",
+        "a.com: {verdict: yes, since: 2026-01-01}",
+        "a.com: {verdict: present, since: 2026-01-01, n: 010}",
+        "a.com: {verdict: present, since: 2026-01-01, n: 1_0}",
+        "a.com: {verdict: present, since: 2026-01-01, n: }",
+        "a.com: {verdict: present, since: 2026-01-01, n : ok}",
+        "a.com: {verdict: present, since: 2026-01-01, n: ok }",
+        "a.com: {verdict:  present, since: 2026-01-01}",
+        "a.com: {verdict: present, since: 2026-01-01, on: ok}",
+        "true: {verdict: present, since: 2026-01-01}",
+        "1._: {verdict: present, since: 2026-01-01}",
+        "a.com: {verdict: present, since: 2026-01-01, today: null}",
+        "a.com: {verdict: present, since: null}",
+        "a.com: {verdict: present, since: 2026-01-01, n: a: b}",
+    ],
+)
+def test_a_line_yaml_reads_otherwise_is_read_by_yaml(line: str) -> None:
+    assert _fast_entry(line) is None
+    try:
+        expected = _parse_yaml(line, "line")
+    except SnapshotError:
+        assert parse_line(line) is None
+        return
+    assert parse_domains(line + "\n") == expected
+    assert parse_line(line) == next(iter(expected.values()))
+
+
+def test_a_date_yaml_cannot_read_is_a_snapshot_error_not_a_crash() -> None:
+    text = (
+        "a.com: {verdict: present, since: 2026-13-45}\nb.com: {verdict: present, since: x, n: ~}\n"
+    )
+    with pytest.raises(SnapshotError, match="not valid YAML"):
+        parse_domains(text)
+
+
+def test_a_name_yaml_would_read_as_a_number_is_written_quoted() -> None:
+    line = render_line(Entry("1._", "present", "2026-01-01", ()))
+    assert line == '"1._": {verdict: present, since: 2026-01-01}'
+    assert list(yaml.safe_load(line)) == ["1._"]
+    assert parse_line(line) == Entry("1._", "present", "2026-01-01", ())
 
 
 def test_a_hand_edited_file_is_read_by_yaml(yaml_reads: list[str]) -> None:
