@@ -7,6 +7,12 @@ before the genuine one: a wrong ID, another question, another source port, or a 
 with the right ID and question racing the real answer. It can also answer queries itself with
 SERVFAIL or REFUSED bursts. Plans can be changed while it runs; ``counts`` says what it did.
 Randomness comes from one seeded ``random.Random``, used only in the proxy's thread.
+
+A proxy can also serve UDP only: with ``tcp="refuse"`` its TCP port is bound but never
+listens, so the kernel answers every connection attempt with a reset (ECONNREFUSED); with
+``tcp="drop"`` the port listens with a backlog of 0 that a connection of the proxy's own
+fills, so the kernel silently drops every further SYN and connecting times out (Linux drops
+a SYN to a listener whose accept queue is full). No firewall rule is needed for either.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Literal
 
 _QR = 0x8000
 _TC = 0x0200
@@ -40,6 +47,7 @@ _BUFFER = 4 << 20
 
 TRANSPORTS = ("udp", "tcp")
 DIRECTIONS = ("query", "reply")
+TcpMode = Literal["relay", "refuse", "drop"]
 
 
 @dataclass(frozen=True)
@@ -175,13 +183,17 @@ class FaultProxy:
         udp_replies: Faults = CLEAN,
         tcp_queries: Faults = CLEAN,
         tcp_replies: Faults = CLEAN,
+        tcp: TcpMode = "relay",
     ) -> None:
         """Bind ``host`` (a port free for UDP and TCP) and start relaying to ``upstream``.
 
-        Raises OSError when no port can be bound, RuntimeError when the thread does not start.
+        ``tcp`` says what the TCP port does: ``relay`` (to the upstream's TCP), ``refuse``
+        (connections are reset) or ``drop`` (connection attempts go unanswered). Raises
+        OSError when no port can be bound, RuntimeError when the thread does not start.
         """
         self.upstream = upstream
         self.address = host
+        self.tcp = tcp
         self._rng = random.Random(seed)
         self._plans = {
             ("udp", "query"): udp_queries,
@@ -203,7 +215,16 @@ class FaultProxy:
         self._stopped = False
         self._ready = threading.Event()
         self._failure: BaseException | None = None
-        self._udp, self._tcp = _bind_pair(host)
+        self._udp, self._tcp = _bind_pair(host, tcp)
+        # In drop mode, the one connection the backlog holds, so that it is full.
+        self._filler: socket.socket | None = None
+        if tcp == "drop":
+            try:
+                self._filler = socket.create_connection(self._tcp.getsockname()[:2], timeout=5)
+            except OSError:
+                self._udp.close()
+                self._tcp.close()
+                raise
         self._other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._other.bind((host, 0))
         self._other.setblocking(False)
@@ -290,8 +311,9 @@ class FaultProxy:
                 loop.call_soon_threadsafe(stopping.set)
         if threading.current_thread() is not self._thread and self._thread.is_alive():
             self._thread.join(_STOP_TIMEOUT)
-        for sock in (self._udp, self._tcp, self._other):
-            sock.close()
+        for sock in (self._udp, self._tcp, self._other, self._filler):
+            if sock is not None:
+                sock.close()
 
     # --- the proxy's thread --------------------------------------------------------------
 
@@ -317,13 +339,16 @@ class FaultProxy:
             if self._stopped:
                 stopping.set()
         loop.add_reader(self._udp.fileno(), self._read_clients)
-        server = await asyncio.start_server(self._relay_tcp, sock=self._tcp)
+        server = None
+        if self.tcp == "relay":
+            server = await asyncio.start_server(self._relay_tcp, sock=self._tcp)
         self._ready.set()
         try:
             await stopping.wait()
         finally:
             loop.remove_reader(self._udp.fileno())
-            server.close()
+            if server is not None:
+                server.close()
             for writer in list(self._writers):
                 writer.transport.abort()
             for task in list(self._tasks):
@@ -333,8 +358,9 @@ class FaultProxy:
                 loop.remove_reader(sock.fileno())
                 sock.close()
             self._flows.clear()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 1.0)
+            if server is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(server.wait_closed(), 1.0)
 
     # UDP ---------------------------------------------------------------------------------
 
@@ -594,8 +620,11 @@ def _framed(writer: asyncio.StreamWriter) -> Callable[[bytes], None]:
     return send
 
 
-def _bind_pair(host: str) -> tuple[socket.socket, socket.socket]:
-    """Return a UDP socket and a listening TCP socket bound to one free port on ``host``."""
+def _bind_pair(host: str, tcp_mode: TcpMode = "relay") -> tuple[socket.socket, socket.socket]:
+    """Return a UDP socket and a TCP socket bound to one free port on ``host``.
+
+    The TCP socket listens (backlog 256 to relay, 0 to drop) unless ``tcp_mode`` is refuse.
+    """
     last: OSError | None = None
     for _ in range(50):
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -603,9 +632,12 @@ def _bind_pair(host: str) -> tuple[socket.socket, socket.socket]:
         try:
             udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _BUFFER)
             udp.bind((host, 0))
-            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if tcp_mode != "refuse":
+                # Without it, and not listening, the port stays ours: nobody can bind it too.
+                tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             tcp.bind((host, udp.getsockname()[1]))
-            tcp.listen(256)
+            if tcp_mode != "refuse":
+                tcp.listen(256 if tcp_mode == "relay" else 0)
         except OSError as exc:
             udp.close()
             tcp.close()

@@ -1,4 +1,4 @@
-"""Real NSD and unbound servers on 127.0.0.x for the end-to-end tests and the benchmark."""
+"""Real NSD, unbound and other DNS server processes on 127.0.0.x for the tests and the bench."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import atexit
 import contextlib
 import itertools
 import os
+import pwd
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import weakref
@@ -198,6 +200,9 @@ class DNSLab:
         self._nsd: Endpoint | None = None
         self._ca: tuple[Path, Path] | None = None
         self._names: set[str] = set()
+        # Directories of servers that drop root: real place -> the link to it in work_dir.
+        self._staged: dict[Path, Path] = {}
+        self._staging: Path | None = None
         _live_labs.add(self)
 
     def __enter__(self) -> DNSLab:
@@ -491,6 +496,73 @@ class DNSLab:
             fixed_ports=ports,
         )
 
+    # --- other programs ---------------------------------------------------------------------
+
+    def server_dir(self, name: str, *, owner: str | None = None) -> Path:
+        """Return a new empty directory for the files of a server called name.
+
+        Normally that is work_dir/name. With owner (a system user the server switches to) and
+        when running as root, it must be reachable by that user, which a pytest tmp_path
+        (mode 0700 from /tmp/pytest-of-root down) is not: the directory is then made in a
+        private area of the system's temporary directory, owned by owner, with work_dir/name a
+        symbolic link to it, and stop() moves it back to work_dir/name. Give servers the
+        returned path. Raises LabError when name is taken or owner is no user here.
+        """
+        if owner is None or os.geteuid() != 0:
+            return self._server_dir(name)
+        try:
+            account = pwd.getpwnam(owner)
+        except KeyError:
+            raise LabError(f"no user {owner!r} on this system to run {name} as") from None
+        link = self.work_dir / name
+        if name in self._names or link.exists():
+            raise LabError(f"a server named {name!r} already exists in this lab")
+        self._names.add(name)
+        if self._staging is None:
+            self._staging = Path(tempfile.mkdtemp(prefix="registry-monitor-lab-"))
+            self._staging.chmod(0o711)  # others may pass through to their own directory only
+        directory = self._staging / name
+        directory.mkdir()
+        os.chown(directory, account.pw_uid, account.pw_gid)
+        directory.chmod(0o700)
+        link.symlink_to(directory, target_is_directory=True)
+        self._staged[directory] = link
+        return directory
+
+    def start_process(
+        self,
+        name: str,
+        directory: Path,
+        configure: Callable[[int], list[str]],
+        *,
+        log: Path,
+        address: str | None = None,
+        start_timeout: float = 30.0,
+    ) -> Endpoint:
+        """Start another DNS server program and return its endpoint once it answers on UDP.
+
+        directory comes from server_dir(name); the program runs there with its output in
+        output.log. configure(port) writes its files and returns its command line; it is
+        called again with another port when the first turns out to be taken. log is the
+        program's own log (the endpoint names it through work_dir, so it stays valid after
+        stop()). address defaults to a new 127.0.0.x; programs that only bind addresses an
+        interface carries need 127.0.0.1. stop() and stop_server() end it like NSD and
+        unbound. Raises LabError with the tail of the logs when it does not answer.
+        """
+        link = self._staged.get(directory)
+        shown_log = log if link is None else link / log.relative_to(directory)
+        return self._launch(
+            name,
+            address or next_address(),
+            directory,
+            log,
+            lambda port, _tls, _https: configure(port),
+            [],
+            start_timeout,
+            authoritative=False,
+            shown_log=shown_log,
+        )
+
     # --- stopping --------------------------------------------------------------------------
 
     def stop_server(self, endpoint: Endpoint, timeout: float = 5.0) -> None:
@@ -508,8 +580,23 @@ class DNSLab:
                 os.killpg(server.process.pid, signal.SIGTERM)
         for server in servers:
             _terminate(server.process, timeout)
+        self._bring_home()
 
     # --- internals -------------------------------------------------------------------------
+
+    def _bring_home(self) -> None:
+        """Move the directories of servers that dropped root back into work_dir."""
+        staged, self._staged = self._staged, {}
+        for directory, link in staged.items():
+            link.unlink(missing_ok=True)
+            try:
+                directory.rename(link)
+            except OSError:  # another file system: copy what can be copied (no sockets)
+                shutil.copytree(directory, link, symlinks=True, ignore=_special_files)
+                shutil.rmtree(directory, ignore_errors=True)
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
 
     def _server_dir(self, name: str) -> Path:
         if name in self._names:
@@ -532,6 +619,7 @@ class DNSLab:
         authoritative: bool,
         ca_file: Path | None = None,
         fixed_ports: tuple[int, int | None, int | None] | None = None,
+        shown_log: Path | None = None,
     ) -> Endpoint:
         output = directory / "output.log"
         last_error: LabError | None = None
@@ -567,7 +655,7 @@ class DNSLab:
                 address=address,
                 port=port,
                 pid=process.pid,
-                log=log,
+                log=shown_log or log,
                 tls_port=ports["tls"],
                 https_port=ports["https"],
                 ca_file=ca_file,
@@ -622,6 +710,17 @@ class DNSLab:
             "-CAcreateserial", "-out", str(pem), "-days", "30", "-extfile", str(ext),
         )  # fmt: skip
         return key, pem
+
+
+def _special_files(directory: str, names: list[str]) -> set[str]:
+    """Return the names in directory that are neither regular files, directories nor links."""
+    skipped = set()
+    for name in names:
+        path = Path(directory) / name
+        if path.is_symlink() or path.is_file() or path.is_dir():
+            continue
+        skipped.add(name)
+    return skipped
 
 
 def _openssl(*args: str) -> None:
