@@ -18,7 +18,7 @@ import ssl
 import struct
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
 
 import dns.rdatatype
 
@@ -177,83 +177,6 @@ async def _exchange_on(
 
 def _with_id(template: bytes, qid: int) -> bytes:
     return struct.pack("!H", qid) + template[2:]
-
-
-class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, matcher: _Matcher) -> None:
-        self.matcher = matcher
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        self.matcher.feed(data)
-
-    def error_received(self, exc: Exception) -> None:
-        # On a connected socket this is an ICMP error from the resolver: nothing there answers.
-        self.matcher.fail_all(f"network error: {getattr(exc, 'strerror', None) or exc}")
-
-
-class _UdpClient:
-    """A few connected UDP sockets to one resolver; the kernel drops datagrams from other peers."""
-
-    SOCKETS = 4
-    MAX_IN_FLIGHT = 16384  # per socket, well under the 65,536 IDs
-    BUFFER = 4 << 20
-
-    def __init__(self, address: str, port: int, rng: random.Random) -> None:
-        self.address = address
-        self.port = port
-        self._rng = rng
-        self._sockets: list[_UdpProtocol] = []
-        self._next = 0
-
-    async def _open(self) -> None:
-        loop = asyncio.get_running_loop()
-        for _ in range(self.SOCKETS):
-            transport, protocol = await loop.create_datagram_endpoint(
-                lambda: _UdpProtocol(_Matcher(self._rng)), remote_addr=(self.address, self.port)
-            )
-            # Replies to hundreds of queries in flight arrive in bursts; the default buffer
-            # (about 200 small datagrams) would drop some and cost a retry each.
-            sock = transport.get_extra_info("socket")
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.BUFFER)
-            self._sockets.append(protocol)
-
-    async def ready(self) -> None:
-        """Open the sockets if they are not open yet. Raises _Failure."""
-        if not self._sockets:
-            try:
-                await self._open()
-            except OSError as exc:
-                raise _Failure(f"network error: {exc.strerror or exc}") from None
-
-    def pick(self) -> _UdpProtocol:
-        """Return the next socket, round robin, so the source ports vary. Raises _Failure."""
-        self._next = (self._next + 1) % len(self._sockets)
-        protocol = self._sockets[self._next]
-        if len(protocol.matcher) >= self.MAX_IN_FLIGHT:
-            raise _Failure("too many queries in flight")
-        return protocol
-
-    async def exchange(self, template: bytes, question: Question, timeout: float) -> Reading:
-        await self.ready()
-        protocol = self.pick()
-        transport = protocol.transport
-        assert transport is not None
-
-        def send(qid: int) -> None:
-            transport.sendto(_with_id(template, qid))
-
-        return await _exchange_on(protocol.matcher, send, question, timeout)
-
-    async def close(self) -> None:
-        for protocol in self._sockets:
-            if protocol.transport is not None:
-                protocol.transport.close()
-        self._sockets.clear()
 
 
 class _StreamClient:
@@ -521,7 +444,6 @@ class ResolverClient:
         self.pacer = Pacer(resolver.rate)
         self.sent = 0
         self.recursion = resolver.mode != "authoritative"
-        self._udp: _UdpClient | None = None
         self._stream: _StreamClient | None = None
         self._doh: _DohClient | None = None
         address = resolver.address
@@ -530,29 +452,27 @@ class ResolverClient:
             self._doh = _DohClient(resolver.url, address, resolver.port, ssl_context_for(resolver))
             return
         assert address is not None
-        if resolver.transport == "udp":
-            self._udp = _UdpClient(address, resolver.port, rng)
-            tcp_port = resolver.port
-            self._stream = _StreamClient(address, tcp_port, rng)
-        elif resolver.transport == "tcp":
-            self._stream = _StreamClient(address, resolver.port, rng)
-        else:
+        if resolver.transport == "dot":
             self._stream = _StreamClient(
                 address, resolver.port, rng, ssl_context_for(resolver), resolver.server_name
             )
+        else:
+            # A udp resolver's queries go over TCP here: the bulk pass carries the others.
+            self._stream = _StreamClient(address, resolver.port, rng)
 
-    async def ask(self, domain: str, rdtype_text: str, *, stream: bool = False) -> Observation:
+    async def ask(self, domain: str, rdtype_text: str) -> Observation:
         """Return the observation for one name and type, after up to ``attempts`` tries.
 
-        ``stream`` asks a ``udp`` resolver over TCP: for re-queries of a disagreement, which an
-        off-path forger or a box that injects answers into UDP cannot then produce again.
+        A ``udp`` resolver is asked over TCP: for its truncated replies, and for re-queries of a
+        disagreement, which an off-path forger or a box that injects answers into UDP cannot
+        then produce again. Its other queries go in a bulk pass (:class:`_UdpPass`).
         """
         question = Question.of(domain, _rdtype_code(rdtype_text))
         template = query_wire(question, recursion=self.recursion, payload=EDNS_PAYLOAD)
         status, detail = "timeout", None
         for _ in range(self.attempts):
             try:
-                reading = await self._exchange(template, question, stream)
+                reading = await self._exchange(template, question)
             except _Timeout:
                 status, detail = "timeout", None
                 continue
@@ -572,19 +492,13 @@ class ResolverClient:
             )
         return Observation(self.resolver.name, domain, rdtype_text, status, (), detail)
 
-    async def _exchange(self, template: bytes, question: Question, stream: bool) -> Reading:
+    async def _exchange(self, template: bytes, question: Question) -> Reading:
         if self._doh is not None:
             return await self._doh.exchange(
                 template, question, self.timeout, self._paced, self.pacer.sent_at
             )
         assert self._stream is not None
-        if self._udp is None or stream:
-            return await self._stream.exchange(template, question, self.timeout, self._paced)
-        await self._paced()
-        reading = await self._udp.exchange(template, question, self.timeout)
-        if reading.truncated:
-            reading = await self._stream.exchange(template, question, self.timeout, self._paced)
-        return reading
+        return await self._stream.exchange(template, question, self.timeout, self._paced)
 
     async def _paced(self) -> None:
         """Wait for a send slot and count the query that takes it."""
@@ -592,12 +506,12 @@ class ResolverClient:
         self.sent += 1
 
     @property
-    def udp(self) -> _UdpClient | None:
-        """The UDP client, for a resolver whose transport is udp."""
-        return self._udp
+    def bulk(self) -> bool:
+        """Whether a bulk UDP pass carries this resolver's queries (its transport is udp)."""
+        return self.resolver.transport == "udp"
 
     async def close(self) -> None:
-        for client in (self._udp, self._stream, self._doh):
+        for client in (self._stream, self._doh):
             if client is not None:
                 await client.close()
 
@@ -654,9 +568,9 @@ class _UdpPass:
     """
 
     TICK = 0.05
-    SOCKETS = _UdpClient.SOCKETS
-    MAX_IN_FLIGHT = _UdpClient.MAX_IN_FLIGHT
-    BUFFER = _UdpClient.BUFFER
+    SOCKETS = 4
+    MAX_IN_FLIGHT = 16384  # per socket, well under the 65,536 IDs
+    BUFFER = 4 << 20
     DRAIN = 512  # datagrams read per wake-up, so that timers and other passes get their turn
     BACKOFF = 0.002  # how long to wait when the kernel's send buffer is full
 
@@ -874,7 +788,7 @@ class _UdpPass:
 
     async def over_tcp(self, flight: _Flight) -> None:
         try:
-            observation = await self.client.ask(flight.domain, flight.rdtype, stream=True)
+            observation = await self.client.ask(flight.domain, flight.rdtype)
             self.done(flight, observation.status, observation.answers, observation.detail)
             self.refill()
         except Exception as exc:
@@ -991,24 +905,31 @@ class Engine:
 
         async def worker(client: ResolverClient, queue: Iterator[tuple[int, Job]]) -> None:
             for index, (domain, rdtype) in queue:
-                finish(index, await client.ask(domain, rdtype, stream=stream))
+                finish(index, await client.ask(domain, rdtype))
 
-        async def over_udp(client: ResolverClient, udp: _UdpClient) -> None:
+        async def over_udp(client: ResolverClient) -> None:
+            resolver = client.resolver
+            assert resolver.address is not None
             queue = enumerate(itertools.product(domains, rdtypes))
-            job = _UdpPass(client, udp.address, udp.port, self.rng, queue, finish, self.concurrency)
+            job = _UdpPass(
+                client, resolver.address, resolver.port, self.rng, queue, finish, self.concurrency
+            )
             try:
                 job.open()
-            except OSError:
-                # No socket: every job ends as the coroutine path would say it.
-                await worker(client, queue)
+            except OSError as exc:
+                # No socket (no route for the address family, no file descriptor left): nothing
+                # can be sent, so every job ends at once with the system's reason.
+                detail = f"network error: {exc.strerror or exc}"
+                for index, (domain, rdtype) in queue:
+                    finish(index, Observation(resolver.name, domain, rdtype, "error", (), detail))
                 return
             await job.run()
 
         tasks = []
         for name in resolvers:
             client = self.clients[name]
-            if client.udp is not None and not stream:
-                tasks.append(asyncio.create_task(over_udp(client, client.udp)))
+            if client.bulk and not stream:
+                tasks.append(asyncio.create_task(over_udp(client)))
                 continue
             queue = enumerate(itertools.product(domains, rdtypes))
             for _ in range(min(self.concurrency, size)):

@@ -334,6 +334,40 @@ def test_unreachable_resolver_is_an_error_not_a_crash() -> None:
     assert observation.status == "error" and "connection failed" in (observation.detail or "")
 
 
+def test_udp_sockets_that_cannot_open_end_every_job_as_an_error() -> None:
+    # A link-local IPv6 address needs a scope: connect() refuses it without one, so the UDP
+    # pass cannot open its sockets. Every job must end as an error with the system's reason,
+    # without waiting for timeouts and without counting queries that never left.
+    with (
+        socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock,
+        pytest.raises(OSError) as refused,
+    ):
+        sock.connect(("fe80::1", 53))
+    reason = f"network error: {refused.value.strerror}"
+    res = Resolver("r", "national", "fe80::1", 53, "udp", "recursive", 0, None, None, None)
+
+    async def go() -> tuple[dict[int, Observation], int]:
+        seen: dict[int, Observation] = {}
+        async with Engine([res], timeout=30.0, attempts=3) as engine:
+            await asyncio.wait_for(
+                engine.observe(
+                    ["r"], ["example.org", "example.net"], ("A", "AAAA"), seen.__setitem__
+                ),
+                10,
+            )
+            return seen, engine.sent
+
+    seen, sent = asyncio.run(go())
+    assert sorted(seen) == [0, 1, 2, 3]
+    assert [(o.domain, o.rdtype, o.status, o.detail) for _, o in sorted(seen.items())] == [
+        ("example.org", "A", "error", reason),
+        ("example.org", "AAAA", "error", reason),
+        ("example.net", "A", "error", reason),
+        ("example.net", "AAAA", "error", reason),
+    ]
+    assert sent == 0
+
+
 def udp_resolver(port: int, rate: float = 0) -> Resolver:
     return Resolver("r", "national", "127.0.0.1", port, "udp", "recursive", rate, None, None, None)
 
