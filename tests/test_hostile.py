@@ -37,6 +37,7 @@ from monitor.lab import Lab, Request, Responder, World, encode
 from monitor.measure import DomainResult, Measurement, ResolverHealth
 from monitor.output import check_table, health_lines, history_csv, measurement_document
 from monitor.probe import STATUSES, Engine, Observation
+from monitor.probe.wire import MalformedReply, Question, read_reply
 from monitor.snapshot import (
     DOMAINS_FILE,
     SnapshotError,
@@ -47,7 +48,6 @@ from monitor.snapshot import (
     snapshot_dir,
 )
 from monitor.verdict import Verdict
-from monitor.wire import MalformedReply, Question, read_reply
 
 PROJECT = Path(__file__).resolve().parent.parent
 ESC = "\x1b"

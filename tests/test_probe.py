@@ -17,11 +17,10 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from monitor import probe
 from monitor.config import Resolver
 from monitor.lab import Delayed, Request, Responder, World
-from monitor.probe import Engine, Observation, Pacer
-from monitor.wire import classify
+from monitor.probe import Engine, Observation, Pacer, bulk
+from monitor.probe.wire import classify
 
 RECORDS = {
     ("example.org", "A"): ["93.184.216.34"],
@@ -264,7 +263,7 @@ def test_answered_queries_are_let_go_at_once(serve: Callable[..., Responder]) ->
     def sink(index: int, observation: Observation) -> None:
         seen.append(observation)
         if len(seen) == len(names) - 1:  # every name answered; the silent one still waits
-            alive.append(sum(isinstance(o, probe._Flight) for o in gc.get_objects()))
+            alive.append(sum(isinstance(o, bulk.Flight) for o in gc.get_objects()))
 
     async def go() -> None:
         res = resolver(responder)
@@ -384,7 +383,7 @@ def test_a_reply_behind_an_icmp_error_does_not_break_the_pass() -> None:
         async with Engine([udp_resolver(port)], timeout=1.0, attempts=2) as engine:
             client = engine.clients["r"]
             jobs = iter(enumerate([("a.example.org", "A")]))
-            job = probe._UdpPass(client, "127.0.0.1", port, engine.rng, jobs, seen.__setitem__, 10)
+            job = bulk.UdpPass(client, "127.0.0.1", port, engine.rng, jobs, seen.__setitem__, 10)
             job.open()
             running = asyncio.ensure_future(job.run())
             await asyncio.sleep(0)  # the query goes out
@@ -436,7 +435,7 @@ def test_failed_sends_while_paced_keep_one_chain_of_fills() -> None:
         seen: dict[int, Observation] = {}
         async with Engine([udp_resolver(9, rate=100)], timeout=1.0, attempts=3) as engine:
             client = engine.clients["r"]
-            job = probe._UdpPass(
+            job = bulk.UdpPass(
                 client, "127.0.0.1", 9, engine.rng, iter(enumerate(names)), seen.__setitem__, 512
             )
             job.open()

@@ -8,6 +8,7 @@ raises :class:`MalformedReply`, never anything else.
 
 from __future__ import annotations
 
+import functools
 import socket
 import struct
 from typing import NamedTuple
@@ -34,6 +35,8 @@ _FLAG_RD = 0x0100
 _RCODES = {0: "noerror", 2: "servfail", 3: "nxdomain", 5: "refused"}
 _MAX_CHAIN = 16
 _MAX_POINTERS = 64
+# Big enough for answers with a few dozen addresses, small enough to avoid fragmentation.
+EDNS_PAYLOAD = 1232
 
 
 class MalformedReply(Exception):
@@ -70,7 +73,7 @@ class Reading(NamedTuple):
     truncated: bool = False
 
 
-def query_wire(question: Question, *, recursion: bool = True, payload: int = 1232) -> bytes:
+def query_wire(question: Question, *, recursion: bool = True, payload: int = EDNS_PAYLOAD) -> bytes:
     """Return a query with ID 0 (patch the first two bytes) and an EDNS0 OPT record."""
     return (
         b"\0\0"
@@ -85,7 +88,7 @@ def query_head(*, recursion: bool = True) -> bytes:
     return _HEADER.pack(0, _FLAG_RD if recursion else 0, 1, 0, 0, 1)[2:]
 
 
-def query_tail(rdtype: int, *, payload: int = 1232) -> bytes:
+def query_tail(rdtype: int, *, payload: int = EDNS_PAYLOAD) -> bytes:
     """Return what follows the question name: its type and class, and the EDNS0 OPT record."""
     return _QTAIL.pack(rdtype, CLASS_IN) + b"\0" + struct.pack("!HHIH", 41, payload, 0, 0)
 
@@ -275,6 +278,7 @@ def classify(
     return "nodata", (), None
 
 
+@functools.cache
 def rdtype_code(text: str) -> int:
     """Return the numeric code of a record type name such as ``AAAA``."""
     return int(dns.rdatatype.from_text(text))
