@@ -18,20 +18,18 @@ import yaml
 
 from monitor.errors import ConfigError
 from monitor.names import WatchlistFileError, read_watchlist_file, to_alabel, to_display
+from monitor.probe.transport import TRANSPORTS
 
-Transport = Literal["udp", "tcp", "dot", "doh"]
 Mode = Literal["recursive", "authoritative"]
 Group = Literal["national", "control"]
 Strategy = Literal["full", "economical"]
 
-TRANSPORTS: tuple[Transport, ...] = ("udp", "tcp", "dot", "doh")
 MODES: tuple[Mode, ...] = ("recursive", "authoritative")
 GROUPS: tuple[Group, ...] = ("national", "control")
 STRATEGIES: tuple[Strategy, ...] = ("full", "economical")
 # Without a `strategy`, a watchlist of more names than this is economical: asking the public
 # controls about every name of a top-site list, at their polite rates, would take all night.
 ECONOMICAL_ABOVE = 10_000
-DEFAULT_PORTS: dict[Transport, int] = {"udp": 53, "tcp": 53, "dot": 853, "doh": 443}
 DEFAULT_RATE = 500.0
 # A snapshot line maps resolver names and these keys side by side, so they cannot be names.
 RESERVED_NAMES = frozenset({"verdict", "since", "today"})
@@ -63,6 +61,9 @@ _RESOLVER_KEYS = (
     "url",
 )
 _SLUG = re.compile(r"[a-z0-9-]+")
+# The transports the TLS keys and the url key are for, as the messages name them ("dot and doh").
+_TLS_TRANSPORTS = " and ".join(t.name for t in TRANSPORTS.values() if t.tls)
+_URL_TRANSPORTS = " and ".join(t.name for t in TRANSPORTS.values() if t.by_url)
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
@@ -85,16 +86,17 @@ _T = TypeVar("_T")
 class Resolver:
     """One resolver to query, national or control.
 
-    ``address`` is None only for a doh resolver given by its url alone; ``rate`` is in
-    queries a second, 0 meaning no limit; ``server_name`` is the TLS name to verify (without
-    it a dot resolver's certificate is verified against its address).
+    ``transport`` is a name in ``probe.TRANSPORTS``; ``address`` is None only for a resolver
+    given by its url alone (doh); ``rate`` is in queries a second, 0 meaning no limit;
+    ``server_name`` is the TLS name to verify (without it a dot resolver's certificate is
+    verified against its address).
     """
 
     name: str
     group: Group
     address: str | None
     port: int
-    transport: Transport
+    transport: str
     mode: Mode
     rate: float
     server_name: str | None
@@ -432,25 +434,26 @@ class _Reader:
         name = self.slug(fields["name"], f"{key}.name")
         if name in RESERVED_NAMES:
             self.fail(f"{name!r} is reserved in snapshot files", fields["name"], f"{key}.name")
-        transport: Transport = "udp"
+        transport = TRANSPORTS["udp"]
         if "transport" in fields:
-            transport = self.choice(fields["transport"], f"{key}.transport", TRANSPORTS)
-        tls = transport in ("dot", "doh")
+            name_of = self.choice(fields["transport"], f"{key}.transport", tuple(TRANSPORTS))
+            transport = TRANSPORTS[name_of]
+        kind = transport.name
         for only_tls in ("server_name", "ca_file"):
-            if only_tls in fields and not tls:
+            if only_tls in fields and not transport.tls:
                 self.fail(
-                    f"only for dot and doh, not {transport}", fields[only_tls], f"{key}.{only_tls}"
+                    f"only for {_TLS_TRANSPORTS}, not {kind}", fields[only_tls], f"{key}.{only_tls}"
                 )
-        if "url" in fields and transport != "doh":
-            self.fail(f"only for doh, not {transport}", fields["url"], f"{key}.url")
-        if transport == "doh" and "url" not in fields:
-            self.fail("missing: a doh resolver needs a url", node, f"{key}.url")
-        if transport != "doh" and "address" not in fields:
-            self.fail(f"missing: a {transport} resolver needs an address", node, f"{key}.address")
+        if "url" in fields and not transport.by_url:
+            self.fail(f"only for {_URL_TRANSPORTS}, not {kind}", fields["url"], f"{key}.url")
+        if transport.by_url and "url" not in fields:
+            self.fail(f"missing: a {kind} resolver needs a url", node, f"{key}.url")
+        if not transport.by_url and "address" not in fields:
+            self.fail(f"missing: a {kind} resolver needs an address", node, f"{key}.address")
 
         address = self.address(fields["address"], f"{key}.address") if "address" in fields else None
         url, url_port = self.url(fields["url"], f"{key}.url") if "url" in fields else (None, None)
-        port = url_port or DEFAULT_PORTS[transport]
+        port = url_port or transport.default_port
         if "port" in fields:
             port = self.integer(fields["port"], f"{key}.port", 1, 65535)
             if url_port is not None and port != url_port:
@@ -480,7 +483,7 @@ class _Reader:
             group=group,
             address=address,
             port=port,
-            transport=transport,
+            transport=kind,
             mode=mode,
             rate=rate,
             server_name=server_name,
