@@ -30,6 +30,7 @@ from monitor.verdict import (
     most_telling_code,
     state_of,
 )
+from monitor.vocabulary import Status
 
 # Seconds between confirmation rounds: long enough for a flapping answer or a lost packet to
 # change, short enough for a nightly run.
@@ -131,6 +132,12 @@ def measure(
     return asyncio.run(_measure(config, names, confirm_spacing, detail, progress, previous or {}))
 
 
+# Bound once: the tally sees every observation (see monitor.vocabulary).
+_OK = Status.OK
+_NODATA = Status.NODATA
+_NXDOMAIN_CODE = STATUS_CODE[Status.NXDOMAIN]
+
+
 class _Tally:
     """Codes for a list of domains at a set of resolvers, filled in as observations arrive."""
 
@@ -156,10 +163,10 @@ class _Tally:
             index = self.positions[row] * self.width + column
         rewritten = self.rewrites.get(observation.resolver)
         if rewritten and (
-            (observation.status == "ok" and rewritten.issuperset(observation.answers))
-            or (observation.status == "nodata" and f"nodata:{observation.rdtype}" in rewritten)
+            (observation.status == _OK and rewritten.issuperset(observation.answers))
+            or (observation.status == _NODATA and f"nodata:{observation.rdtype}" in rewritten)
         ):
-            code = STATUS_CODE["nxdomain"]
+            code = _NXDOMAIN_CODE
         else:
             code = code_of(
                 observation, bogons=self.config.bogons, stub_addresses=self.config.stub_addresses
@@ -424,7 +431,9 @@ async def _canaries(
     )
 
     def answered(r: Resolver) -> bool:
-        fine = {"ok", "nodata"} | ({"referral"} if r.mode == "authoritative" else set())
+        fine = {Status.OK, Status.NODATA} | (
+            {Status.REFERRAL} if r.mode == "authoritative" else set()
+        )
         return any(o.status in fine for o in seen[r.name])
 
     # Bad luck on a lossy path can eat every attempt of one round (at 30 % loss each way, one
@@ -442,11 +451,11 @@ async def _canaries(
     rewrites: dict[str, frozenset[str]] = {}
     for r in resolvers:
         obs = seen[r.name]
-        rewritten = frozenset(a for o in probes[r.name] if o.status == "ok" for a in o.answers)
+        rewritten = frozenset(a for o in probes[r.name] if o.status == Status.OK for a in o.answers)
         if rewritten:
             # Types it answered the impossible name with NOERROR and no records: that empty
             # answer is its NXDOMAIN too.
-            rewritten |= {f"nodata:{o.rdtype}" for o in probes[r.name] if o.status == "nodata"}
+            rewritten |= {f"nodata:{o.rdtype}" for o in probes[r.name] if o.status == Status.NODATA}
         if not answered(r):
             said = ", ".join(
                 sorted(

@@ -9,7 +9,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from monitor.probe import STATUSES, Observation
+from monitor.probe import Observation
+from monitor.vocabulary import STATUSES, Status
 
 
 class State(StrEnum):
@@ -65,9 +66,9 @@ _TABLE: dict[tuple[str, str], Verdict] = {
 STATUS_CODE = {status: code for code, status in enumerate(STATUSES)}
 SUSPICIOUS = 0x10
 NOT_ASKED = 0xFF
-_EXISTS_CODES = frozenset({STATUS_CODE["ok"], STATUS_CODE["nodata"]})
-_EXISTS_AUTHORITATIVE = _EXISTS_CODES | {STATUS_CODE["referral"]}
-_NXDOMAIN = STATUS_CODE["nxdomain"]
+_EXISTS_CODES = frozenset({STATUS_CODE[Status.OK], STATUS_CODE[Status.NODATA]})
+_EXISTS_AUTHORITATIVE = _EXISTS_CODES | {STATUS_CODE[Status.REFERRAL]}
+_NXDOMAIN = STATUS_CODE[Status.NXDOMAIN]
 
 
 def code_of(observation: Observation, *, bogons: bool, stub_addresses: Collection[str]) -> int:
@@ -262,14 +263,19 @@ def judge(
     return judge_codes(codes, panel, min_controls=min_controls)
 
 
-def most_telling_code(codes: Sequence[int]) -> str:
+def most_telling_code(codes: Sequence[int]) -> Status:
     """Return the status shown in a snapshot line, from a resolver's codes."""
     return most_telling([STATUSES[c & 0x0F] for c in codes if c != NOT_ASKED])
 
 
-def most_telling(statuses: Sequence[str]) -> str:
+# Most telling first; bound once, as the snapshot asks for every name at every resolver.
+_TELLING = (Status.OK, Status.NODATA, Status.NXDOMAIN)
+_ERROR = Status.ERROR
+
+
+def most_telling(statuses: Sequence[Status]) -> Status:
     """Return the status shown for a resolver in a snapshot line, from its per-type statuses."""
-    for wanted in ("ok", "nodata", "nxdomain"):
+    for wanted in _TELLING:
         if wanted in statuses:
             return wanted
-    return statuses[0] if statuses else "error"
+    return statuses[0] if statuses else _ERROR

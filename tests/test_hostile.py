@@ -36,7 +36,7 @@ from monitor.history import DomainHistory, Period
 from monitor.lab import Lab, Request, Responder, World, encode
 from monitor.measure import DomainResult, Measurement, ResolverHealth
 from monitor.output import check_table, health_lines, history_csv, measurement_document
-from monitor.probe import STATUSES, Engine, Observation
+from monitor.probe import Engine, Observation
 from monitor.probe.wire import MalformedReply, Question, read_reply
 from monitor.snapshot import (
     DOMAINS_FILE,
@@ -48,6 +48,7 @@ from monitor.snapshot import (
     snapshot_dir,
 )
 from monitor.verdict import Verdict
+from monitor.vocabulary import STATUSES
 
 PROJECT = Path(__file__).resolve().parent.parent
 ESC = "\x1b"

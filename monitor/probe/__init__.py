@@ -10,12 +10,11 @@
 """
 
 from monitor.probe.engine import Engine, ResolverClient
-from monitor.probe.observation import STATUSES, Observation
+from monitor.probe.observation import Observation
 from monitor.probe.pacing import Pacer
 from monitor.probe.transport import TRANSPORTS, Transport
 
 __all__ = [
-    "STATUSES",
     "TRANSPORTS",
     "Engine",
     "Observation",

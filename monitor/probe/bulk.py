@@ -18,9 +18,14 @@ from typing import TYPE_CHECKING
 from monitor.probe.matching import take_answered
 from monitor.probe.observation import Job, Observation
 from monitor.probe.wire import EDNS_PAYLOAD, Question, query_head, query_tail, rdtype_code
+from monitor.vocabulary import Status
 
 if TYPE_CHECKING:
     from monitor.probe.engine import ResolverClient
+
+# Bound once: the pass runs these for every attempt (see monitor.vocabulary).
+_TIMEOUT = Status.TIMEOUT
+_ERROR = Status.ERROR
 
 
 class Flight:
@@ -48,7 +53,7 @@ class Flight:
         self.question = question
         self.body = body  # the query after its ID
         self.attempt = 0
-        self.status = "timeout"
+        self.status = _TIMEOUT
         self.detail: str | None = None
         self.malformed: str | None = None  # a reply to this attempt did not parse
         self.qid = 0
@@ -223,7 +228,7 @@ class UdpPass:
         flying = self.flying[slot]
         if len(flying) >= self.MAX_IN_FLIGHT:
             flight.attempt += 1
-            self.attempt_failed(flight, "error", "too many queries in flight")
+            self.attempt_failed(flight, _ERROR, "too many queries in flight")
             return True
         getrandbits = self.rng.getrandbits
         while (qid := getrandbits(16)) in flying:
@@ -235,7 +240,7 @@ class UdpPass:
         except OSError as exc:
             flight.attempt += 1
             self.client.sent += 1
-            self.attempt_failed(flight, "error", f"network error: {exc.strerror or exc}")
+            self.attempt_failed(flight, _ERROR, f"network error: {exc.strerror or exc}")
             return True
         now = self.loop.time()
         if self.paced:
@@ -269,12 +274,13 @@ class UdpPass:
                     continue
                 flight, reading = answered
                 del waiting[flight.ticket]
-                if reading.truncated:
+                status = reading.status
+                if status == "truncated":
                     task = self.loop.create_task(self.over_tcp(flight))
                     self.fallbacks.add(task)
                     task.add_done_callback(self.fallbacks.discard)
                 else:
-                    self.done(flight, reading.status, reading.answers, reading.detail)
+                    self.done(flight, status, reading.answers, reading.detail)
         except Exception as exc:
             self.fail(exc)
             return
@@ -288,7 +294,7 @@ class UdpPass:
         flying.clear()
         for flight in failed:
             del self.waiting[flight.ticket]
-            self.attempt_failed(flight, "error", reason)
+            self.attempt_failed(flight, _ERROR, reason)
 
     async def over_tcp(self, flight: Flight) -> None:
         try:
@@ -311,16 +317,16 @@ class UdpPass:
                     continue  # answered, or failed otherwise
                 del self.flying[flight.slot][flight.qid]
                 if flight.malformed:
-                    self.attempt_failed(flight, "error", flight.malformed)
+                    self.attempt_failed(flight, _ERROR, flight.malformed)
                 else:
-                    self.attempt_failed(flight, "timeout", None)
+                    self.attempt_failed(flight, _TIMEOUT, None)
         except Exception as exc:
             self.fail(exc)
             return
         if not self.finished.done():
             self.ticking = self.loop.call_later(self.TICK, self.tick)
 
-    def attempt_failed(self, flight: Flight, status: str, detail: str | None) -> None:
+    def attempt_failed(self, flight: Flight, status: Status, detail: str | None) -> None:
         flight.status, flight.detail = status, detail
         if flight.attempt < self.client.attempts:
             self.ready.append(flight)
@@ -332,7 +338,7 @@ class UdpPass:
                 self.wake = self.loop.call_soon(self.fill)
 
     def done(
-        self, flight: Flight, status: str, answers: tuple[str, ...], detail: str | None
+        self, flight: Flight, status: Status, answers: tuple[str, ...], detail: str | None
     ) -> None:
         self.finish_job(
             flight.index,

@@ -19,6 +19,7 @@ from monitor.probe.observation import Job, Observation
 from monitor.probe.pacing import Pacer
 from monitor.probe.transport import TRANSPORTS
 from monitor.probe.wire import Question, query_wire, rdtype_code
+from monitor.vocabulary import Status
 
 if TYPE_CHECKING:
     from monitor.config import Resolver
@@ -53,18 +54,18 @@ class ResolverClient:
         """
         question = Question.of(domain, rdtype_code(rdtype_text))
         template = query_wire(question, recursion=self.recursion)
-        status, detail = "timeout", None
+        status, detail = Status.TIMEOUT, None
         for _ in range(self.attempts):
             try:
                 reading = await self._client.exchange(template, question, self.timeout, self)
             except Timeout:
-                status, detail = "timeout", None
+                status, detail = Status.TIMEOUT, None
                 continue
             except Failure as exc:
-                status, detail = "error", str(exc)
+                status, detail = Status.ERROR, str(exc)
                 continue
-            if reading.truncated:
-                status, detail = "error", "truncated reply over a stream"
+            if reading.status == "truncated":
+                status, detail = Status.ERROR, "truncated reply over a stream"
                 continue
             return Observation(
                 self.resolver.name,
@@ -160,7 +161,9 @@ class Engine:
                 # can be sent, so every job ends at once with the system's reason.
                 detail = f"network error: {exc.strerror or exc}"
                 for index, (domain, rdtype) in queue:
-                    finish(index, Observation(resolver.name, domain, rdtype, "error", (), detail))
+                    finish(
+                        index, Observation(resolver.name, domain, rdtype, Status.ERROR, (), detail)
+                    )
                 return
             await job.run()
 

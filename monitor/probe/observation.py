@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-STATUSES = ("ok", "nodata", "nxdomain", "servfail", "refused", "referral", "timeout", "error")
+from monitor.vocabulary import Status
 
 Job = tuple[str, str]  # (domain as A-label, record type)
 
@@ -15,6 +15,6 @@ class Observation(NamedTuple):
     resolver: str
     domain: str
     rdtype: str
-    status: str
+    status: Status
     answers: tuple[str, ...] = ()
     detail: str | None = None
