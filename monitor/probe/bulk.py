@@ -34,7 +34,6 @@ class Flight:
     __slots__ = (
         "attempt",
         "body",
-        "detail",
         "domain",
         "index",
         "malformed",
@@ -42,7 +41,6 @@ class Flight:
         "question",
         "rdtype",
         "slot",
-        "status",
         "ticket",
     )
 
@@ -53,8 +51,6 @@ class Flight:
         self.question = question
         self.body = body  # the query after its ID
         self.attempt = 0
-        self.status = _TIMEOUT
-        self.detail: str | None = None
         self.malformed: str | None = None  # a reply to this attempt did not parse
         self.qid = 0
         self.slot = 0  # which socket the attempt went out on
@@ -327,15 +323,12 @@ class UdpPass:
             self.ticking = self.loop.call_later(self.TICK, self.tick)
 
     def attempt_failed(self, flight: Flight, status: Status, detail: str | None) -> None:
-        flight.status, flight.detail = status, detail
         if flight.attempt < self.client.attempts:
             self.ready.append(flight)
-            if self.wake is None:
-                self.wake = self.loop.call_soon(self.fill)
         else:
             self.done(flight, status, (), detail)
-            if self.wake is None:
-                self.wake = self.loop.call_soon(self.fill)
+        if self.wake is None:
+            self.wake = self.loop.call_soon(self.fill)
 
     def done(
         self, flight: Flight, status: Status, answers: tuple[str, ...], detail: str | None
