@@ -9,10 +9,9 @@ from monitor.escape import escape_text
 from monitor.measure import DomainResult
 from monitor.names import to_display
 from monitor.snapshot import Entry, shared_statuses
-from monitor.verdict import Verdict
+from monitor.vocabulary import FLAGGED, Verdict, conclusive
 
 EVENT_ORDER = ("disappeared", "degraded", "restored", "appeared", "gone")
-FLAGGED = frozenset({"missing", "failing", "tampered", "partial"})
 # Events that a subscriber is alerted about (and `run --exit-code` exits 3 on).
 ALERTING = frozenset({"disappeared", "degraded"})
 NEVER_CONCLUSIVE = Verdict.UNSTABLE.value
@@ -91,7 +90,7 @@ def advance(
         )
         old = previous.get(result.domain)
         known = old is not None and old.verdict != NEVER_CONCLUSIVE
-        if not today.conclusive:
+        if not conclusive(today):
             if old is not None and known:
                 entries.append(Entry(result.domain, old.verdict, old.since, statuses, today.value))
             else:

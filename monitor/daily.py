@@ -26,7 +26,7 @@ from monitor.snapshot import (
     replace_directory,
     snapshot_dir,
 )
-from monitor.verdict import Verdict
+from monitor.vocabulary import Verdict
 
 
 @dataclass(frozen=True)

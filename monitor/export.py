@@ -28,13 +28,14 @@ import git
 
 from monitor import __version__, gitstore
 from monitor.changes import display_of
-from monitor.report import VERDICTS, ReportError, VantageReport, collect
+from monitor.report import ReportError, VantageReport, collect
+from monitor.vocabulary import WORST_FIRST
 
 __all__ = ["SCHEMA", "Export", "export_sqlite", "write_database"]
 
 SCHEMA = 1
 
-_COUNT_COLUMNS = tuple(v.replace("-", "_") for v in VERDICTS)
+_COUNT_COLUMNS = tuple(v.replace("-", "_") for v in WORST_FIRST)
 
 _DDL = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -185,7 +186,7 @@ Row = tuple[str | int | None, ...]
 
 def _run_rows(report: VantageReport) -> Iterator[Row]:
     for run in report.runs:
-        known = [run.counts.get(v, 0) for v in VERDICTS]
+        known = [run.counts.get(v, 0) for v in WORST_FIRST]
         other = run.watched - sum(known)
         yield (report.vantage, run.date, run.sha, run.watched, *known, other)
 

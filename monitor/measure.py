@@ -24,13 +24,12 @@ from monitor.verdict import (
     SUSPICIOUS,
     Panel,
     State,
-    Verdict,
     code_of,
     judge_codes,
     most_telling_code,
     state_of,
 )
-from monitor.vocabulary import Status
+from monitor.vocabulary import Status, Verdict
 
 # Seconds between confirmation rounds: long enough for a flapping answer or a lost packet to
 # change, short enough for a nightly run.

@@ -13,7 +13,7 @@ from monitor.daily import RunResult
 from monitor.escape import escape_markdown, escape_text
 from monitor.history import DomainHistory
 from monitor.measure import DomainResult, Measurement
-from monitor.verdict import Verdict
+from monitor.vocabulary import Verdict
 
 SCHEMA = 1
 

@@ -28,11 +28,10 @@ from monitor.errors import MonitorError, RepoError, UsageError
 from monitor.escape import escape_html
 from monitor.history import DomainHistory, Period, history
 from monitor.snapshot import Entry, parse_snapshot
+from monitor.vocabulary import WORST_FIRST, conclusive
 
 __all__ = [
     "INDEX",
-    "NOT_CONCLUSIVE",
-    "VERDICTS",
     "ReportError",
     "Run",
     "Site",
@@ -48,19 +47,6 @@ __all__ = [
 ]
 
 INDEX = "index.html"
-# Worst first: the order of tables, legends and the stacked chart (bottom to top).
-VERDICTS = (
-    "missing",
-    "failing",
-    "tampered",
-    "partial",
-    "national-only",
-    "gone",
-    "unstable",
-    "inconclusive",
-    "present",
-)
-NOT_CONCLUSIVE = frozenset({"unstable", "inconclusive"})
 
 _VANTAGE = re.compile(r"[a-z0-9-]+")
 _COLOURS = {
@@ -239,7 +225,7 @@ def derive_events(histories: Iterable[DomainHistory], dates: Sequence[str]) -> l
             ):
                 last = None  # dropped from the watchlist and added again: new, raises nothing
             previous = period
-            if period.verdict in NOT_CONCLUSIVE:
+            if not conclusive(period.verdict):
                 continue  # raises and clears nothing
             if last is not None:
                 kind = event_for(last, period.verdict)
@@ -437,7 +423,8 @@ def _e(text: str) -> str:
 
 def _order(verdict: str) -> tuple[int, str]:
     # A verdict this version does not know (a hand edit, a newer tool) goes just before present.
-    known = VERDICTS.index(verdict) if verdict in VERDICTS else len(VERDICTS) - 1.5
+    # Worst first: the order of tables, legends and the stacked chart (bottom to top).
+    known = WORST_FIRST.index(verdict) if verdict in WORST_FIRST else len(WORST_FIRST) - 1.5
     return (int(2 * known), verdict)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from monitor.probe import Observation
-from monitor.vocabulary import STATUSES, Status
+from monitor.vocabulary import STATUSES, Status, Verdict
 
 
 class State(StrEnum):
@@ -22,26 +22,7 @@ class State(StrEnum):
     TAMPERED = "TAMPERED"
 
 
-class Verdict(StrEnum):
-    """The verdict on one domain for one run (DESIGN.md's table)."""
-
-    PRESENT = "present"
-    MISSING = "missing"
-    FAILING = "failing"
-    TAMPERED = "tampered"
-    PARTIAL = "partial"
-    NATIONAL_ONLY = "national-only"
-    GONE = "gone"
-    UNSTABLE = "unstable"
-    INCONCLUSIVE = "inconclusive"
-
-    @property
-    def conclusive(self) -> bool:
-        """Whether this verdict may raise or clear a flag."""
-        return self not in (Verdict.UNSTABLE, Verdict.INCONCLUSIVE)
-
-
-# A domain with one of these verdicts is asked again before the verdict is believed.
+# A domain with any other verdict is asked again before the verdict is believed.
 SETTLED = frozenset({Verdict.PRESENT, Verdict.GONE})
 
 # What a group of resolvers says, once its failed and down members are left out.

@@ -1,4 +1,4 @@
-"""The monitor's vocabulary, each word defined once: query statuses, and the like below.
+"""The monitor's vocabulary, each word defined once: query statuses, verdicts, and the like.
 
 Python 3.11 looks up a member (``Status.OK``) through ``EnumType.__getattr__``, about 100 ns
 each time, so code that runs once per query binds the members it needs to module names.
@@ -24,3 +24,37 @@ class Status(StrEnum):
 
 # In this order: a status's index is its compact code (verdict.STATUS_CODE).
 STATUSES: tuple[Status, ...] = tuple(Status)
+
+
+class Verdict(StrEnum):
+    """The verdict on one domain for one run (DESIGN.md's table)."""
+
+    PRESENT = "present"
+    MISSING = "missing"
+    FAILING = "failing"
+    TAMPERED = "tampered"
+    PARTIAL = "partial"
+    NATIONAL_ONLY = "national-only"
+    GONE = "gone"
+    UNSTABLE = "unstable"
+    INCONCLUSIVE = "inconclusive"
+
+
+# The only verdicts that never raise or clear a flag: a day with one keeps the last conclusive.
+NOT_CONCLUSIVE: frozenset[str] = frozenset({Verdict.UNSTABLE, Verdict.INCONCLUSIVE})
+# The verdicts that flag a domain: a move from one of them to present restores it.
+FLAGGED: frozenset[str] = frozenset(
+    {Verdict.MISSING, Verdict.FAILING, Verdict.TAMPERED, Verdict.PARTIAL}
+)
+# Worst first, present last: the order of the report's tables and charts, and of the export's
+# columns.
+WORST_FIRST: tuple[Verdict, ...] = (
+    *(v for v in Verdict if v is not Verdict.PRESENT),
+    Verdict.PRESENT,
+)
+
+
+def conclusive(verdict: str) -> bool:
+    """Return whether a verdict (perhaps read from a file a person edited) may raise or clear a
+    flag."""
+    return verdict not in NOT_CONCLUSIVE

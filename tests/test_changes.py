@@ -8,7 +8,7 @@ from monitor.changes import Event, advance, commit_message, compare, event_for
 from monitor.config import WatchedName
 from monitor.measure import DomainResult
 from monitor.snapshot import Entry
-from monitor.verdict import Verdict
+from monitor.vocabulary import Verdict
 
 RESOLVERS = ["nsdi-a", "google"]
 

@@ -47,8 +47,7 @@ from monitor.snapshot import (
     shard_name,
     snapshot_dir,
 )
-from monitor.verdict import Verdict
-from monitor.vocabulary import STATUSES
+from monitor.vocabulary import STATUSES, Verdict
 
 PROJECT = Path(__file__).resolve().parent.parent
 ESC = "\x1b"

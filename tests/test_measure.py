@@ -15,7 +15,7 @@ from monitor.config import Config, load_config_text
 from monitor.lab import Lab, Request, World
 from monitor.measure import Measurement, Progress, measure
 from monitor.probe import Pacer
-from monitor.verdict import Verdict
+from monitor.vocabulary import Verdict
 
 NAMES = [f"name{i}.example" for i in range(300)]
 DELETED = NAMES[:5]

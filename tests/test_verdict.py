@@ -12,7 +12,6 @@ from monitor.probe import Observation
 from monitor.verdict import (
     Panel,
     State,
-    Verdict,
     decide,
     is_bogon,
     is_suspicious,
@@ -22,6 +21,7 @@ from monitor.verdict import (
     most_telling,
     resolver_state,
 )
+from monitor.vocabulary import Verdict
 
 E, A, F, T = State.EXISTS, State.ABSENT, State.FAILED, State.TAMPERED
 
