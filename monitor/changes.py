@@ -9,11 +9,8 @@ from monitor.escape import escape_text
 from monitor.measure import DomainResult
 from monitor.names import to_display
 from monitor.snapshot import Entry, shared_statuses
-from monitor.vocabulary import FLAGGED, Verdict, conclusive
+from monitor.vocabulary import EVENT_ORDER, FLAGGED, EventKind, Verdict, conclusive
 
-EVENT_ORDER = ("disappeared", "degraded", "restored", "appeared", "gone")
-# Events that a subscriber is alerted about (and `run --exit-code` exits 3 on).
-ALERTING = frozenset({"disappeared", "degraded"})
 NEVER_CONCLUSIVE = Verdict.UNSTABLE.value
 NAMES_IN_SUBJECT = 3
 
@@ -23,7 +20,7 @@ class Event:
     """A domain's verdict changed in a way worth telling people."""
 
     domain: str
-    event: str
+    event: EventKind
     before: str
     after: str
     date: str
@@ -52,20 +49,20 @@ class Event:
         return doc
 
 
-def event_for(before: str, after: str) -> str | None:
+def event_for(before: str, after: str) -> EventKind | None:
     """Return the event raised by a move between two conclusive verdicts, or None."""
     if before == after:
         return None
-    if after == "missing":
-        return "disappeared"
-    if after in ("failing", "tampered", "partial"):
-        return "degraded"
-    if after == "present":
-        return "restored" if before in FLAGGED else None
-    if after == "national-only":
-        return "appeared"
-    if after == "gone":
-        return "gone"
+    if after == Verdict.MISSING:
+        return EventKind.DISAPPEARED
+    if after in FLAGGED:
+        return EventKind.DEGRADED
+    if after == Verdict.PRESENT:
+        return EventKind.RESTORED if before in FLAGGED else None
+    if after == Verdict.NATIONAL_ONLY:
+        return EventKind.APPEARED
+    if after == Verdict.GONE:
+        return EventKind.GONE
     return None
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monitor import __version__, gitstore
-from monitor.changes import ALERTING, Event, advance, commit_message
+from monitor.changes import Event, advance, commit_message
 from monitor.config import Config
 from monitor.errors import InconclusiveRun, UsageError
 from monitor.feed import entries_for, parse_feed, render_feed
@@ -26,7 +26,7 @@ from monitor.snapshot import (
     replace_directory,
     snapshot_dir,
 )
-from monitor.vocabulary import Verdict
+from monitor.vocabulary import ALERTING, Verdict
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ def _run_fields(
         "names": len(entries),
         "verdicts": {v.value: verdicts[v.value] for v in Verdict if verdicts[v.value]},
         "today": {v.value: today[v.value] for v in Verdict if today[v.value]},
-        "events": dict(Counter(e.event for e in events)),
+        "events": {kind.value: n for kind, n in Counter(e.event for e in events).items()},
         "resolvers": dict(health),
         "queries": measurement.queries,
         "strategy": config.strategy,

@@ -23,12 +23,12 @@ from urllib.parse import urlsplit
 import git
 
 from monitor import __version__, gitstore
-from monitor.changes import EVENT_ORDER, Event, display_of, event_counts, event_for
+from monitor.changes import Event, display_of, event_counts, event_for
 from monitor.errors import MonitorError, RepoError, UsageError
 from monitor.escape import escape_html
 from monitor.history import DomainHistory, Period, history
 from monitor.snapshot import Entry, parse_snapshot
-from monitor.vocabulary import WORST_FIRST, conclusive
+from monitor.vocabulary import EVENT_ORDER, WORST_FIRST, conclusive
 
 __all__ = [
     "INDEX",

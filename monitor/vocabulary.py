@@ -58,3 +58,19 @@ def conclusive(verdict: str) -> bool:
     """Return whether a verdict (perhaps read from a file a person edited) may raise or clear a
     flag."""
     return verdict not in NOT_CONCLUSIVE
+
+
+class EventKind(StrEnum):
+    """What a move between two conclusive verdicts raises (DESIGN.md), worst first."""
+
+    DISAPPEARED = "disappeared"  # into missing
+    DEGRADED = "degraded"  # into failing, tampered or partial
+    RESTORED = "restored"  # from a flagged verdict into present
+    APPEARED = "appeared"  # into national-only
+    GONE = "gone"  # into gone
+
+
+# Worst first: the order in which events are listed and counted.
+EVENT_ORDER: tuple[EventKind, ...] = tuple(EventKind)
+# The events a subscriber is alerted about (and `run --exit-code` exits 3 on).
+ALERTING: frozenset[str] = frozenset({EventKind.DISAPPEARED, EventKind.DEGRADED})
