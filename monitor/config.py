@@ -19,13 +19,13 @@ import yaml
 from monitor.errors import ConfigError
 from monitor.names import WatchlistFileError, read_watchlist_file, to_alabel, to_display
 from monitor.probe.transport import TRANSPORTS
+from monitor.vocabulary import Group
 
 Mode = Literal["recursive", "authoritative"]
-Group = Literal["national", "control"]
 Strategy = Literal["full", "economical"]
 
 MODES: tuple[Mode, ...] = ("recursive", "authoritative")
-GROUPS: tuple[Group, ...] = ("national", "control")
+GROUPS: tuple[Group, ...] = tuple(Group)
 STRATEGIES: tuple[Strategy, ...] = ("full", "economical")
 # Without a `strategy`, a watchlist of more names than this is economical: asking the public
 # controls about every name of a top-site list, at their polite rates, would take all night.
@@ -134,12 +134,12 @@ class Config:
     @property
     def national(self) -> tuple[Resolver, ...]:
         """The national resolvers, in file order."""
-        return tuple(r for r in self.resolvers if r.group == "national")
+        return tuple(r for r in self.resolvers if r.group == Group.NATIONAL)
 
     @property
     def control(self) -> tuple[Resolver, ...]:
         """The control resolvers, in file order."""
-        return tuple(r for r in self.resolvers if r.group == "control")
+        return tuple(r for r in self.resolvers if r.group == Group.CONTROL)
 
 
 def watched_name(text: str, label: str | None = None) -> WatchedName:
@@ -359,7 +359,7 @@ class _Reader:
         if "resolvers" not in top:
             self.fail("missing: at least one national and one control resolver", root, "resolvers")
         resolvers = self.resolvers(top["resolvers"])
-        controls = sum(1 for r in resolvers if r.group == "control")
+        controls = sum(1 for r in resolvers if r.group == Group.CONTROL)
         min_controls = 1
         if "min_controls" in top:
             node = top["min_controls"]
@@ -404,7 +404,7 @@ class _Reader:
     # -- resolvers ---------------------------------------------------------------------
 
     def resolvers(self, node: yaml.Node) -> tuple[Resolver, ...]:
-        groups = self.mapping(node, "resolvers", GROUPS)
+        groups = self.mapping(node, "resolvers", [g.value for g in GROUPS])
         resolvers: list[Resolver] = []
         names: dict[str, int] = {}
         for group in GROUPS:

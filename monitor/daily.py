@@ -142,7 +142,7 @@ def _run_fields(
 ) -> dict[str, object]:
     verdicts = Counter(e.verdict for e in entries)
     today = Counter(r.verdict.value for r in measurement.domains)
-    health = Counter(r.health for r in measurement.resolvers)
+    health = Counter(r.health.value for r in measurement.resolvers)
     return {
         "date": date,
         "vantage": config.vantage,

@@ -74,3 +74,41 @@ class EventKind(StrEnum):
 EVENT_ORDER: tuple[EventKind, ...] = tuple(EventKind)
 # The events a subscriber is alerted about (and `run --exit-code` exits 3 on).
 ALERTING: frozenset[str] = frozenset({EventKind.DISAPPEARED, EventKind.DEGRADED})
+
+
+class Health(StrEnum):
+    """How a resolver fared this run (resolvers.yaml)."""
+
+    UP = "up"
+    DOWN = "down"  # it answered no canary: its observations are not used
+    NXDOMAIN_REWRITING = "nxdomain-rewriting"  # in use; its rewrite addresses count as NXDOMAIN
+
+
+# The healths whose observations count.
+USABLE: frozenset[str] = frozenset({Health.UP, Health.NXDOMAIN_REWRITING})
+
+
+class Group(StrEnum):
+    """The two groups of resolvers (config.yaml's ``resolvers``), in the file's order."""
+
+    NATIONAL = "national"
+    CONTROL = "control"
+
+
+class ControlJudgement(StrEnum):
+    """What the control group says, once its failed and down members are left out."""
+
+    EXISTS = "exists"
+    ABSENT = "absent"
+    UNSTABLE = "unstable"  # the controls that answered disagree
+    INCONCLUSIVE = "inconclusive"  # fewer than min_controls answered
+
+
+class NationalJudgement(StrEnum):
+    """What the national group says, once its failed and down members are left out."""
+
+    EXISTS = "exists"
+    ABSENT = "absent"
+    FAILED = "failed"  # none answered
+    TAMPERED = "tampered"
+    SPLIT = "split"  # some say it exists, some that it is absent
