@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import yaml
 from monitor.errors import ConfigError
 from monitor.names import WatchlistFileError, read_watchlist_file, to_alabel, to_display
 from monitor.probe.transport import TRANSPORTS
-from monitor.vocabulary import Group
+from monitor.vocabulary import SLUG, Group
 
 Mode = Literal["recursive", "authoritative"]
 Strategy = Literal["full", "economical"]
@@ -60,7 +59,6 @@ _RESOLVER_KEYS = (
     "rate",
     "url",
 )
-_SLUG = re.compile(r"[a-z0-9-]+")
 # The transports the TLS keys and the url key are for, as the messages name them ("dot and doh").
 _TLS_TRANSPORTS = " and ".join(t.name for t in TRANSPORTS.values() if t.tls)
 _URL_TRANSPORTS = " and ".join(t.name for t in TRANSPORTS.values() if t.by_url)
@@ -267,7 +265,7 @@ class _Reader:
 
     def slug(self, node: yaml.Node, key: str) -> str:
         value = self.string(node, key)
-        if not _SLUG.fullmatch(value):
+        if not SLUG.fullmatch(value):
             self.fail(f"must be lowercase letters, digits and '-', got {value!r}", node, key)
         return value
 

@@ -28,7 +28,7 @@ from monitor.errors import MonitorError, RepoError, UsageError
 from monitor.escape import escape_html
 from monitor.history import DomainHistory, Period, history
 from monitor.snapshot import Entry, parse_snapshot
-from monitor.vocabulary import EVENT_ORDER, WORST_FIRST, conclusive
+from monitor.vocabulary import EVENT_ORDER, SLUG, WORST_FIRST, conclusive
 
 __all__ = [
     "INDEX",
@@ -48,7 +48,6 @@ __all__ = [
 
 INDEX = "index.html"
 
-_VANTAGE = re.compile(r"[a-z0-9-]+")
 _COLOURS = {
     "present": "#43a047",
     "missing": "#d32f2f",
@@ -140,7 +139,7 @@ def collect(repo: git.Repo, vantages: Sequence[str] = (), rev: str = "HEAD") -> 
     by_vantage: dict[str, dict[str, bytes]] = {}
     for path, data in files.items():
         vantage, sep, rest = path.partition("/")
-        if sep and _VANTAGE.fullmatch(vantage):
+        if sep and SLUG.fullmatch(vantage):
             by_vantage.setdefault(vantage, {})[rest] = data
     if not by_vantage:
         raise RepoError(f"{rev} has no snapshots/ yet: run `registry-monitor run` first")

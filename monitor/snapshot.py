@@ -25,6 +25,7 @@ import yaml
 import yaml.resolver
 
 from monitor.errors import MonitorError
+from monitor.vocabulary import SLUG
 
 DOMAINS_FILE = "domains.yaml"
 SHARDS_DIR = "domains"
@@ -38,7 +39,6 @@ WIDE_SHARDS_ABOVE = 250_000
 
 RESERVED_KEYS = ("verdict", "since", "today")
 
-_VANTAGE = re.compile(r"[a-z0-9-]+")
 _PLAIN = re.compile(r"[A-Za-z0-9_.-]+")
 _yaml_resolver = yaml.resolver.Resolver()
 
@@ -76,7 +76,7 @@ def shared_statuses(statuses: tuple[tuple[str, str], ...]) -> tuple[tuple[str, s
 
 def snapshot_dir(repo_root: Path, vantage: str) -> Path:
     """Return ``snapshots/<vantage>`` under the repository; the path never comes from DNS data."""
-    if not _VANTAGE.fullmatch(vantage):
+    if not SLUG.fullmatch(vantage):
         raise SnapshotError(f"bad vantage name {vantage!r}: use [a-z0-9-]+")
     return repo_root / "snapshots" / vantage
 

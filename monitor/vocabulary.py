@@ -6,7 +6,11 @@ each time, so code that runs once per query binds the members it needs to module
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+
+# The name of a vantage point (snapshots/<vantage>/) or of a resolver: [a-z0-9-]+.
+SLUG = re.compile(r"[a-z0-9-]+")
 
 
 class Status(StrEnum):
