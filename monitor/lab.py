@@ -26,7 +26,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from monitor.errors import MonitorError
+from monitor.errors import LabError
 
 Transport = Literal["udp", "tcp"]
 
@@ -39,12 +39,6 @@ _STOP_TIMEOUT = 5.0
 _BIND_ATTEMPTS = 50
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 _UDP_BUFFER = 4 << 20
-
-
-class LabError(MonitorError):
-    """A responder could not bind its loopback port or start serving."""
-
-    exit_code = 1
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,7 @@ import base64
 import datetime
 import hashlib
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,15 +22,15 @@ import git
 
 from monitor import __version__, gitstore
 from monitor.changes import Event, display_of, event_counts, event_for
-from monitor.errors import MonitorError, RepoError, UsageError
+from monitor.errors import RepoError, ReportError, UsageError
 from monitor.escape import escape_html
+from monitor.files import write_atomically
 from monitor.history import DomainHistory, Period, history
 from monitor.snapshot import Entry, parse_snapshot
 from monitor.vocabulary import EVENT_ORDER, SLUG, WORST_FIRST, conclusive
 
 __all__ = [
     "INDEX",
-    "ReportError",
     "Run",
     "Site",
     "VantageReport",
@@ -79,10 +77,6 @@ _CHART_H = 150
 _CHART_TOP = 8
 _AXIS_H = 20
 _OPEN_DAYS = 10  # event days shown unfolded
-
-
-class ReportError(MonitorError):
-    """A report or an export could not be written."""
 
 
 @dataclass(frozen=True)
@@ -322,7 +316,10 @@ def build_site(
     head = gitstore.resolve_commit(repo, rev) or ""
     page = render_html(reports, link=base, labels=labels or {}, head=head)
     index = out / INDEX
-    _write_atomically(index, page.encode("utf-8"))
+    try:
+        write_atomically(index, page.encode("utf-8"))
+    except OSError as exc:
+        raise ReportError(f"cannot write {index}: {exc.strerror or exc}") from exc
     return Site(
         index,
         tuple(r.vantage for r in reports),
@@ -330,24 +327,6 @@ def build_site(
         sum(len(r.events) for r in reports),
         base,
     )
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    except OSError as exc:
-        raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o644)  # mkstemp's 0600 would hide the page from a web server
-        os.replace(temp, path)
-    except OSError as exc:
-        Path(temp).unlink(missing_ok=True)
-        raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 # --------------------------------------------------------------------------- HTML

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,8 @@ from typing import Any
 import yaml
 import yaml.resolver
 
-from monitor.errors import MonitorError
+from monitor.errors import SnapshotError
+from monitor.files import write_atomically
 from monitor.vocabulary import SLUG
 
 DOMAINS_FILE = "domains.yaml"
@@ -41,10 +41,6 @@ RESERVED_KEYS = ("verdict", "since", "today")
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.-]+")
 _yaml_resolver = yaml.resolver.Resolver()
-
-
-class SnapshotError(MonitorError):
-    """A snapshot file could not be read or written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,26 +235,14 @@ def render_run(fields: Mapping[str, Any]) -> str:
 
 
 def write_files(directory: Path, files: Mapping[str, str], *, prune: Iterable[str] = ()) -> None:
-    """Write ``files`` (relative path -> text) under ``directory``, each atomically.
+    """Write ``files`` (relative path -> text) under ``directory``, each atomically (UTF-8).
 
-    Each file goes to a temporary file in the same directory, is flushed to disk and renamed over
-    the old one, so a reader (or a crash) sees the old or the new file, never half of one. Paths
-    in ``prune`` that are not in ``files`` are removed afterwards.
+    A reader (or a crash) sees each file old or new, never half of one. Paths in ``prune`` that
+    are not in ``files`` are removed afterwards. Raises OSError.
     """
     directory.mkdir(parents=True, exist_ok=True)
     for relative, text in files.items():
-        target = directory / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        write_atomically(directory / relative, text.encode("utf-8"))
     for relative in prune:
         if relative not in files:
             (directory / relative).unlink(missing_ok=True)

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from monitor.changes import Event, advance, commit_message
 from monitor.config import WatchedName, load_config_text
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, SnapshotError
 from monitor.feed import entries_for, parse_feed, render_feed
 from monitor.history import DomainHistory, Period
 from monitor.lab import Lab, Request, Responder, World, encode
@@ -40,7 +40,6 @@ from monitor.probe import Engine, Observation
 from monitor.probe.wire import MalformedReply, Question, read_reply
 from monitor.snapshot import (
     DOMAINS_FILE,
-    SnapshotError,
     parse_domains,
     parse_line,
     render_domains,

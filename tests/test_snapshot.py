@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from monitor.errors import SnapshotError
 from monitor.snapshot import (
     SHARD_ABOVE,
     Entry,
-    SnapshotError,
     domain_files,
     parse_domains,
     parse_line,
