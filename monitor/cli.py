@@ -12,7 +12,7 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
-from monitor import __version__, daily, gitstore
+from monitor import __version__, gitstore
 from monitor.config import Config, WatchedName, load_config
 from monitor.demo import demo
 from monitor.errors import MonitorError, UsageError
@@ -30,6 +30,7 @@ from monitor.output import (
     run_summary,
 )
 from monitor.report import build_site
+from monitor.run import RunResult, parse_date, run
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -186,7 +187,7 @@ _repo_option = click.option(
 )
 
 
-@cli.command()
+@cli.command("run")
 @_repo_option
 @click.option("--date", "date", default=None, help="Date the run (YYYY-MM-DD; default today, UTC).")
 @click.option("--no-commit", is_flag=True, help="Write the snapshot files but do not commit.")
@@ -207,7 +208,7 @@ _repo_option = click.option(
 )
 @click.pass_context
 @reports_errors
-def run(
+def run_command(
     ctx: click.Context,
     repo_dir: Path | None,
     date: str | None,
@@ -225,7 +226,7 @@ def run(
     if push and no_commit:
         raise UsageError("--push and --no-commit cannot be used together")
     config = _config(ctx)
-    result = daily.run(
+    result = run(
         config,
         repo=repo_dir,
         date=date,
@@ -302,7 +303,7 @@ def history_command(
 ) -> None:
     """Show each domain's verdict periods, oldest first, from the git history of snapshots/."""
     if since is not None:
-        since = daily.parse_date(since, "--since")
+        since = parse_date(since, "--since")
     wanted = [n.domain for n in _names_for_text(domains)]
     repo = gitstore.open_repo(repo_dir)
     vantage = _vantage(ctx, Path(repo.working_tree_dir or "."))
@@ -332,7 +333,7 @@ def demo_command(keep: Path | None) -> None:
     """
     click.echo("Starting 2 national and 3 control resolvers on 127.0.0.1 (embedded, offline)...")
 
-    def show_day(result: daily.RunResult) -> None:
+    def show_day(result: RunResult) -> None:
         click.echo(f"\n=== run --date {result.date}: commit message ===")
         click.echo(result.message.rstrip("\n"))
 

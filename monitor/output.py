@@ -9,10 +9,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from monitor.changes import display_of, event_counts
-from monitor.daily import RunResult
 from monitor.escape import escape_markdown, escape_text
 from monitor.history import DomainHistory
 from monitor.measure import DomainResult, Measurement
+from monitor.run import RunResult
 from monitor.vocabulary import Health, Verdict
 
 SCHEMA = 1

@@ -1,4 +1,4 @@
-"""The daily run: measure, write the snapshot, compare with the last one, commit (and push)."""
+"""The ``run`` command's core: measure, write the snapshot, compare with the last one, commit."""
 
 from __future__ import annotations
 
