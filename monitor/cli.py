@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import functools
 import json
 import sys
@@ -30,7 +29,7 @@ from monitor.output import (
     run_summary,
 )
 from monitor.report import build_site
-from monitor.run import RunResult, parse_date, run
+from monitor.run import RunResult, parse_date, run, today
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -58,10 +57,6 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
             _fail(error)
 
     return wrapper
-
-
-def _today() -> str:
-    return datetime.datetime.now(datetime.UTC).date().isoformat()
 
 
 def _progress_on_terminal() -> Callable[[Progress], None] | None:
@@ -153,7 +148,7 @@ def check(ctx: click.Context, domains: tuple[str, ...], as_json: bool) -> None:
     names = _names_for(config, domains)
     measurement = measure(config, names, progress=_progress_on_terminal())
     if as_json:
-        _echo_json(measurement_document(measurement, _today()))
+        _echo_json(measurement_document(measurement, today()))
     else:
         for line in health_lines(measurement):
             click.echo(line, err=True)
@@ -223,8 +218,6 @@ def run_command(
     Exits 4 without writing anything when the run is inconclusive; with --exit-code, exits 3
     when new disappeared or degraded events were raised.
     """
-    if push and no_commit:
-        raise UsageError("--push and --no-commit cannot be used together")
     config = _config(ctx)
     result = run(
         config,

@@ -76,12 +76,13 @@ def run(
 ) -> RunResult:
     """Resolve the watchlist, write ``snapshots/<vantage>/``, and commit it with the events.
 
-    Raises UsageError or RepoError before any query when the repository or date cannot work,
-    and InconclusiveRun (nothing written) when too few resolvers are up to judge anything.
+    Raises UsageError or RepoError before any query when the flags, the repository or the date
+    cannot work, and InconclusiveRun (nothing written) when too few resolvers are up to judge
+    anything.
     ``detail`` keeps every answer in the measurement (for ``--json``), at a memory cost.
     """
     if push and not commit:
-        raise UsageError("--push needs a commit; drop --no-commit")
+        raise UsageError("--push and --no-commit cannot be used together")
     date = parse_date(date) if date is not None else today()
     git_repo = gitstore.open_repo(repo)
     root = Path(git_repo.working_tree_dir or ".")
