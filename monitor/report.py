@@ -21,13 +21,13 @@ from urllib.parse import urlsplit
 import git
 
 from monitor import __version__, gitstore
-from monitor.changes import Event, display_of, event_counts, event_for
+from monitor.changes import Event, derive_events, display_of, event_counts
 from monitor.errors import RepoError, ReportError, UsageError
 from monitor.escape import escape_html
 from monitor.files import write_atomically
 from monitor.history import DomainHistory, Period, history
 from monitor.snapshot import Entry, parse_snapshot
-from monitor.vocabulary import EVENT_ORDER, SLUG, WORST_FIRST, conclusive
+from monitor.vocabulary import SLUG, WORST_FIRST
 
 __all__ = [
     "INDEX",
@@ -38,7 +38,6 @@ __all__ = [
     "collect",
     "commit_link",
     "daily_counts",
-    "derive_events",
     "github_base",
     "render_html",
     "resolve_link",
@@ -199,35 +198,6 @@ def daily_counts(histories: Iterable[DomainHistory], dates: Sequence[str]) -> li
             if running:
                 result[i][verdict] = running
     return result
-
-
-def derive_events(histories: Iterable[DomainHistory], dates: Sequence[str]) -> list[Event]:
-    """Return the events the periods imply, as ``run`` raised them: each conclusive verdict is
-    compared with the last conclusive one; a name watched again after a gap starts afresh.
-
-    Oldest day first; within a day, worst kind first, then by name.
-    """
-    following = {dates[i]: dates[i + 1] for i in range(len(dates) - 1)}
-    events: list[Event] = []
-    for h in histories:
-        last: str | None = None
-        previous: Period | None = None
-        for period in h.periods:
-            if previous is not None and (
-                previous.to is None or following.get(previous.to) != period.start
-            ):
-                last = None  # dropped from the watchlist and added again: new, raises nothing
-            previous = period
-            if not conclusive(period.verdict):
-                continue  # raises and clears nothing
-            if last is not None:
-                kind = event_for(last, period.verdict)
-                if kind is not None:
-                    shown = display_of(h.domain)
-                    events.append(Event(h.domain, kind, last, period.verdict, period.start, shown))
-            last = period.verdict
-    events.sort(key=lambda e: (e.date, EVENT_ORDER.index(e.event), e.domain))
-    return events
 
 
 # --------------------------------------------------------------------------- commit links

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from monitor import gitstore
+from monitor.changes import derive_events
 from monitor.errors import RepoError, UsageError
 from monitor.history import DomainHistory, Period, history
 from monitor.report import (
@@ -30,7 +31,6 @@ from monitor.report import (
     build_site,
     collect,
     daily_counts,
-    derive_events,
     github_base,
 )
 from monitor.snapshot import Entry, render_domains, render_line, snapshot_dir, write_files
