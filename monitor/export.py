@@ -28,7 +28,7 @@ from monitor import __version__, gitstore
 from monitor.changes import display_of
 from monitor.errors import ReportError
 from monitor.files import replacing
-from monitor.report import VantageReport, collect
+from monitor.history import VantageReport, collect
 from monitor.vocabulary import WORST_FIRST
 
 __all__ = ["SCHEMA", "Export", "export_sqlite", "write_database"]
@@ -110,7 +110,7 @@ def export_sqlite(
     """Write the history of ``vantages`` (default: all under snapshots/) to the SQLite file
     ``path``, replacing it atomically, and return the row counts.
 
-    Raises what :func:`monitor.report.collect` raises, and ReportError when the file cannot be
+    Raises what :func:`monitor.history.collect` raises, and ReportError when the file cannot be
     written.
     """
     reports = collect(repo, vantages, rev)
