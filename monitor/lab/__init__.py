@@ -15,9 +15,10 @@ from monitor.lab.responder import (
     encode,
     name_text,
 )
-from monitor.lab.world import Overrides, World
+from monitor.lab.world import Changes, Overrides, World
 
 __all__ = [
+    "Changes",
     "Delayed",
     "Handler",
     "Lab",

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Literal, TypedDict, Unpack
 
 import dns.exception
 import dns.flags
@@ -61,6 +62,35 @@ class Overrides:
     servfail: frozenset[str] = frozenset()
     redirect: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     drop: frozenset[str] = frozenset()
+
+
+class Changes(TypedDict, total=False):
+    """Overrides to replace, by name (None, or one not given, stays as it is)."""
+
+    nxdomain: Iterable[str] | None
+    refuse: Iterable[str] | None
+    servfail: Iterable[str] | None
+    redirect: Mapping[str, str] | None
+    drop: Iterable[str] | None
+
+
+def _changed(now: Overrides, changes: Changes) -> Overrides:
+    """Return ``now`` with the overrides that ``changes`` gives replaced."""
+
+    def names(
+        key: Literal["nxdomain", "refuse", "servfail", "drop"], kept: frozenset[str]
+    ) -> frozenset[str]:
+        given = changes.get(key)
+        return kept if given is None else frozenset(given)
+
+    redirect = changes.get("redirect")
+    return Overrides(
+        nxdomain=names("nxdomain", now.nxdomain),
+        refuse=names("refuse", now.refuse),
+        servfail=names("servfail", now.servfail),
+        redirect=now.redirect if redirect is None else MappingProxyType(dict(redirect)),
+        drop=names("drop", now.drop),
+    )
 
 
 @dataclass(frozen=True)
@@ -193,14 +223,10 @@ class World:
         self,
         records: Mapping[tuple[str, str], Sequence[str]],
         *,
-        nxdomain: Iterable[str] = (),
-        refuse: Iterable[str] = (),
-        servfail: Iterable[str] = (),
-        redirect: Mapping[str, str] | None = None,
-        drop: Iterable[str] = (),
         authoritative: bool = False,
         delegations: Mapping[str, Sequence[str]] | None = None,
         ttl: int = 300,
+        **overrides: Unpack[Changes],
     ) -> None:
         """Parse the table and the overrides.
 
@@ -210,15 +236,7 @@ class World:
         self.ttl = ttl
         self._table = _Table.build(records, delegations or {}, ttl)
         self._lock = threading.Lock()
-        self._policy = _Policy.compile(
-            Overrides(
-                nxdomain=frozenset(nxdomain),
-                refuse=frozenset(refuse),
-                servfail=frozenset(servfail),
-                redirect=MappingProxyType(dict(redirect or {})),
-                drop=frozenset(drop),
-            )
-        )
+        self._policy = _Policy.compile(_changed(Overrides(), overrides))
 
     @property
     def overrides(self) -> Overrides:
@@ -226,44 +244,18 @@ class World:
         with self._lock:
             return self._policy.public
 
-    def update(
-        self,
-        *,
-        nxdomain: Iterable[str] | None = None,
-        refuse: Iterable[str] | None = None,
-        servfail: Iterable[str] | None = None,
-        redirect: Mapping[str, str] | None = None,
-        drop: Iterable[str] | None = None,
-    ) -> Overrides:
+    def update(self, **changes: Unpack[Changes]) -> Overrides:
         """Replace the overrides given (the others stay) and return the new set.
 
         Queries already being answered finish with the old set. Raises ValueError for a
         redirect address that does not parse.
         """
         with self._lock:
-            now = self._policy.public
-            policy = _Policy.compile(
-                Overrides(
-                    nxdomain=now.nxdomain if nxdomain is None else frozenset(nxdomain),
-                    refuse=now.refuse if refuse is None else frozenset(refuse),
-                    servfail=now.servfail if servfail is None else frozenset(servfail),
-                    redirect=now.redirect if redirect is None else MappingProxyType(dict(redirect)),
-                    drop=now.drop if drop is None else frozenset(drop),
-                )
-            )
+            policy = _Policy.compile(_changed(self._policy.public, changes))
             self._policy = policy
         return policy.public
 
-    def variant(
-        self,
-        *,
-        nxdomain: Iterable[str] | None = None,
-        refuse: Iterable[str] | None = None,
-        servfail: Iterable[str] | None = None,
-        redirect: Mapping[str, str] | None = None,
-        drop: Iterable[str] | None = None,
-        authoritative: bool | None = None,
-    ) -> World:
+    def variant(self, *, authoritative: bool | None = None, **changes: Unpack[Changes]) -> World:
         """Return a World over the same table with this one's overrides, those given replaced.
 
         Raises ValueError for a redirect address that does not parse.
@@ -274,9 +266,7 @@ class World:
         other._table = self._table
         other._lock = threading.Lock()
         other._policy = self._policy
-        other.update(
-            nxdomain=nxdomain, refuse=refuse, servfail=servfail, redirect=redirect, drop=drop
-        )
+        other.update(**changes)
         return other
 
     def __call__(self, request: Request) -> Reply:
