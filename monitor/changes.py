@@ -1,4 +1,4 @@
-"""Changes: today's entries and events from yesterday's snapshot, and the commit message (pure)."""
+"""Changes: the one place events are derived, today's entries, and the commit message (pure)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from monitor.names import to_display
 from monitor.snapshot import Entry, shared_statuses
 from monitor.vocabulary import EVENT_ORDER, FLAGGED, EventKind, Verdict, conclusive
 
+# The verdict on the line of a domain never yet conclusive (DESIGN.md); it raises nothing.
 NEVER_CONCLUSIVE = Verdict.UNSTABLE.value
 NAMES_IN_SUBJECT = 3
 
