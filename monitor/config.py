@@ -18,6 +18,7 @@ import yaml
 from monitor.errors import ConfigError
 from monitor.names import WatchlistFileError, read_watchlist_file, to_alabel, to_display
 from monitor.probe.transport import TRANSPORTS
+from monitor.snapshot import RESERVED_KEYS
 from monitor.vocabulary import SLUG, Group
 
 Mode = Literal["recursive", "authoritative"]
@@ -30,8 +31,8 @@ STRATEGIES: tuple[Strategy, ...] = ("full", "economical")
 # controls about every name of a top-site list, at their polite rates, would take all night.
 ECONOMICAL_ABOVE = 10_000
 DEFAULT_RATE = 500.0
-# A snapshot line maps resolver names and these keys side by side, so they cannot be names.
-RESERVED_NAMES = frozenset({"verdict", "since", "today"})
+# A snapshot line maps resolver names and its own keys side by side, so those cannot be names.
+RESERVED_NAMES = frozenset(RESERVED_KEYS)
 
 _TOP_KEYS = (
     "vantage",

@@ -6,7 +6,8 @@
 - ``transport``: the interface of a single-query transport and the registry of transports,
   with ``stream`` (TCP, DoT) and ``doh`` behind it;
 - ``bulk``: the UDP pass that carries a udp resolver's queries, a million at a time;
-- ``engine``: a client per resolver, and the engine that routes each query to one.
+- ``engine``: a client per resolver, and the engine that routes each query to one;
+- ``observation``: what every query ends as.
 """
 
 from monitor.probe.engine import Engine, ResolverClient
