@@ -1,20 +1,18 @@
-"""Changes: today's entries and events from yesterday's snapshot, and the commit message (pure)."""
+"""Changes: the one place events are derived, today's entries, and the commit message (pure)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from monitor.escape import escape_text
 from monitor.measure import DomainResult
 from monitor.names import to_display
 from monitor.snapshot import Entry, shared_statuses
-from monitor.verdict import Verdict
+from monitor.vocabulary import EVENT_ORDER, FLAGGED, EventKind, Verdict, conclusive
 
-EVENT_ORDER = ("disappeared", "degraded", "restored", "appeared", "gone")
-FLAGGED = frozenset({"missing", "failing", "tampered", "partial"})
-# Events that a subscriber is alerted about (and `run --exit-code` exits 3 on).
-ALERTING = frozenset({"disappeared", "degraded"})
+# The verdict on the line of a domain never yet conclusive (DESIGN.md); it raises nothing.
 NEVER_CONCLUSIVE = Verdict.UNSTABLE.value
 NAMES_IN_SUBJECT = 3
 
@@ -24,7 +22,7 @@ class Event:
     """A domain's verdict changed in a way worth telling people."""
 
     domain: str
-    event: str
+    event: EventKind
     before: str
     after: str
     date: str
@@ -53,21 +51,31 @@ class Event:
         return doc
 
 
-def event_for(before: str, after: str) -> str | None:
+def event_for(before: str, after: str) -> EventKind | None:
     """Return the event raised by a move between two conclusive verdicts, or None."""
     if before == after:
         return None
-    if after == "missing":
-        return "disappeared"
-    if after in ("failing", "tampered", "partial"):
-        return "degraded"
-    if after == "present":
-        return "restored" if before in FLAGGED else None
-    if after == "national-only":
-        return "appeared"
-    if after == "gone":
-        return "gone"
+    if after == Verdict.MISSING:
+        return EventKind.DISAPPEARED
+    if after in FLAGGED:
+        return EventKind.DEGRADED
+    if after == Verdict.PRESENT:
+        return EventKind.RESTORED if before in FLAGGED else None
+    if after == Verdict.NATIONAL_ONLY:
+        return EventKind.APPEARED
+    if after == Verdict.GONE:
+        return EventKind.GONE
     return None
+
+
+def event_since(last: str, now: str) -> EventKind | None:
+    """Return the event that the verdict ``now`` raises against ``last``, the last verdict of
+    the domain's line (or period), or None. Only conclusive verdicts are compared: a day that is
+    not conclusive raises and clears nothing, and a name never yet conclusive raises nothing.
+    """
+    if not (conclusive(last) and conclusive(now)):
+        return None
+    return event_for(last, now)
 
 
 def advance(
@@ -90,24 +98,21 @@ def advance(
             tuple((name, s) for name in resolvers if (s := result.status(name)))
         )
         old = previous.get(result.domain)
-        known = old is not None and old.verdict != NEVER_CONCLUSIVE
-        if not today.conclusive:
-            if old is not None and known:
+        if not conclusive(today):
+            if old is not None and conclusive(old.verdict):
                 entries.append(Entry(result.domain, old.verdict, old.since, statuses, today.value))
             else:
                 since = old.since if old is not None else date
                 entries.append(Entry(result.domain, NEVER_CONCLUSIVE, since, statuses, today.value))
             continue
-        if old is not None and known and old.verdict == today.value:
+        if old is not None and old.verdict == today.value:
             entries.append(Entry(result.domain, today.value, old.since, statuses))
             continue
         entries.append(Entry(result.domain, today.value, date, statuses))
-        if old is not None and known:
-            kind = event_for(old.verdict, today.value)
-            if kind is not None:
-                events.append(
-                    Event(result.domain, kind, old.verdict, today.value, date, result.name.display)
-                )
+        if old is not None and (kind := event_since(old.verdict, today)) is not None:
+            events.append(
+                Event(result.domain, kind, old.verdict, today.value, date, result.name.display)
+            )
     return entries, sort_events(events)
 
 
@@ -116,12 +121,56 @@ def compare(before: Mapping[str, Entry], after: Mapping[str, Entry], date: str) 
     events = []
     for domain, new in after.items():
         old = before.get(domain)
-        if old is None or NEVER_CONCLUSIVE in (old.verdict, new.verdict):
-            continue
-        kind = event_for(old.verdict, new.verdict)
-        if kind is not None:
+        if old is not None and (kind := event_since(old.verdict, new.verdict)) is not None:
             events.append(Event(domain, kind, old.verdict, new.verdict, date, display_of(domain)))
     return sort_events(events)
+
+
+class _Period(Protocol):
+    """A run of days with one verdict, as history.Period is (``to`` None while current)."""
+
+    @property
+    def verdict(self) -> str: ...
+    @property
+    def start(self) -> str: ...
+    @property
+    def to(self) -> str | None: ...
+
+
+class _History(Protocol):
+    """A domain's periods, oldest first, as history.DomainHistory is."""
+
+    @property
+    def domain(self) -> str: ...
+    @property
+    def periods(self) -> Sequence[_Period]: ...
+
+
+def derive_events(histories: Iterable[_History], dates: Sequence[str]) -> list[Event]:
+    """Return the events the periods imply, as ``run`` raised them (for the report and the
+    export): each conclusive verdict against the last conclusive one; a name watched again after
+    a gap starts afresh.
+
+    Oldest day first; within a day, worst kind first, then by name.
+    """
+    following = {dates[i]: dates[i + 1] for i in range(len(dates) - 1)}
+    events: list[Event] = []
+    for h in histories:
+        last: str | None = None
+        previous: _Period | None = None
+        for period in h.periods:
+            if previous is not None and (
+                previous.to is None or following.get(previous.to) != period.start
+            ):
+                last = None  # dropped from the watchlist and added again: new, raises nothing
+            previous = period
+            if last is not None and (kind := event_since(last, period.verdict)) is not None:
+                shown = display_of(h.domain)
+                events.append(Event(h.domain, kind, last, period.verdict, period.start, shown))
+            if conclusive(period.verdict):
+                last = period.verdict
+    events.sort(key=lambda e: (e.date, EVENT_ORDER.index(e.event), e.domain))
+    return events
 
 
 def display_of(domain: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import functools
 import json
 import sys
@@ -12,7 +11,7 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
-from monitor import __version__, daily, gitstore
+from monitor import __version__, gitstore
 from monitor.config import Config, WatchedName, load_config
 from monitor.demo import demo
 from monitor.errors import MonitorError, UsageError
@@ -30,6 +29,7 @@ from monitor.output import (
     run_summary,
 )
 from monitor.report import build_site
+from monitor.run import RunResult, parse_date, run, today
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -57,10 +57,6 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
             _fail(error)
 
     return wrapper
-
-
-def _today() -> str:
-    return datetime.datetime.now(datetime.UTC).date().isoformat()
 
 
 def _progress_on_terminal() -> Callable[[Progress], None] | None:
@@ -152,7 +148,7 @@ def check(ctx: click.Context, domains: tuple[str, ...], as_json: bool) -> None:
     names = _names_for(config, domains)
     measurement = measure(config, names, progress=_progress_on_terminal())
     if as_json:
-        _echo_json(measurement_document(measurement, _today()))
+        _echo_json(measurement_document(measurement, today()))
     else:
         for line in health_lines(measurement):
             click.echo(line, err=True)
@@ -186,7 +182,7 @@ _repo_option = click.option(
 )
 
 
-@cli.command()
+@cli.command("run")
 @_repo_option
 @click.option("--date", "date", default=None, help="Date the run (YYYY-MM-DD; default today, UTC).")
 @click.option("--no-commit", is_flag=True, help="Write the snapshot files but do not commit.")
@@ -207,7 +203,7 @@ _repo_option = click.option(
 )
 @click.pass_context
 @reports_errors
-def run(
+def run_command(
     ctx: click.Context,
     repo_dir: Path | None,
     date: str | None,
@@ -222,10 +218,8 @@ def run(
     Exits 4 without writing anything when the run is inconclusive; with --exit-code, exits 3
     when new disappeared or degraded events were raised.
     """
-    if push and no_commit:
-        raise UsageError("--push and --no-commit cannot be used together")
     config = _config(ctx)
-    result = daily.run(
+    result = run(
         config,
         repo=repo_dir,
         date=date,
@@ -302,7 +296,7 @@ def history_command(
 ) -> None:
     """Show each domain's verdict periods, oldest first, from the git history of snapshots/."""
     if since is not None:
-        since = daily.parse_date(since, "--since")
+        since = parse_date(since, "--since")
     wanted = [n.domain for n in _names_for_text(domains)]
     repo = gitstore.open_repo(repo_dir)
     vantage = _vantage(ctx, Path(repo.working_tree_dir or "."))
@@ -332,7 +326,7 @@ def demo_command(keep: Path | None) -> None:
     """
     click.echo("Starting 2 national and 3 control resolvers on 127.0.0.1 (embedded, offline)...")
 
-    def show_day(result: daily.RunResult) -> None:
+    def show_day(result: RunResult) -> None:
         click.echo(f"\n=== run --date {result.date}: commit message ===")
         click.echo(result.message.rstrip("\n"))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,23 +17,22 @@ import yaml
 
 from monitor.errors import ConfigError
 from monitor.names import WatchlistFileError, read_watchlist_file, to_alabel, to_display
+from monitor.probe.transport import TRANSPORTS
+from monitor.snapshot import RESERVED_KEYS
+from monitor.vocabulary import SLUG, Group
 
-Transport = Literal["udp", "tcp", "dot", "doh"]
 Mode = Literal["recursive", "authoritative"]
-Group = Literal["national", "control"]
 Strategy = Literal["full", "economical"]
 
-TRANSPORTS: tuple[Transport, ...] = ("udp", "tcp", "dot", "doh")
 MODES: tuple[Mode, ...] = ("recursive", "authoritative")
-GROUPS: tuple[Group, ...] = ("national", "control")
+GROUPS: tuple[Group, ...] = tuple(Group)
 STRATEGIES: tuple[Strategy, ...] = ("full", "economical")
 # Without a `strategy`, a watchlist of more names than this is economical: asking the public
 # controls about every name of a top-site list, at their polite rates, would take all night.
 ECONOMICAL_ABOVE = 10_000
-DEFAULT_PORTS: dict[Transport, int] = {"udp": 53, "tcp": 53, "dot": 853, "doh": 443}
 DEFAULT_RATE = 500.0
-# A snapshot line maps resolver names and these keys side by side, so they cannot be names.
-RESERVED_NAMES = frozenset({"verdict", "since", "today"})
+# A snapshot line maps resolver names and its own keys side by side, so those cannot be names.
+RESERVED_NAMES = frozenset(RESERVED_KEYS)
 
 _TOP_KEYS = (
     "vantage",
@@ -62,7 +60,9 @@ _RESOLVER_KEYS = (
     "rate",
     "url",
 )
-_SLUG = re.compile(r"[a-z0-9-]+")
+# The transports the TLS keys and the url key are for, as the messages name them ("dot and doh").
+_TLS_TRANSPORTS = " and ".join(t.name for t in TRANSPORTS.values() if t.tls)
+_URL_TRANSPORTS = " and ".join(t.name for t in TRANSPORTS.values() if t.by_url)
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
@@ -85,16 +85,17 @@ _T = TypeVar("_T")
 class Resolver:
     """One resolver to query, national or control.
 
-    ``address`` is None only for a doh resolver given by its url alone; ``rate`` is in
-    queries a second, 0 meaning no limit; ``server_name`` is the TLS name to verify (without
-    it a dot resolver's certificate is verified against its address).
+    ``transport`` is a name in ``probe.TRANSPORTS``; ``address`` is None only for a resolver
+    given by its url alone (doh); ``rate`` is in queries a second, 0 meaning no limit;
+    ``server_name`` is the TLS name to verify (without it a dot resolver's certificate is
+    verified against its address).
     """
 
     name: str
     group: Group
     address: str | None
     port: int
-    transport: Transport
+    transport: str
     mode: Mode
     rate: float
     server_name: str | None
@@ -132,12 +133,12 @@ class Config:
     @property
     def national(self) -> tuple[Resolver, ...]:
         """The national resolvers, in file order."""
-        return tuple(r for r in self.resolvers if r.group == "national")
+        return tuple(r for r in self.resolvers if r.group == Group.NATIONAL)
 
     @property
     def control(self) -> tuple[Resolver, ...]:
         """The control resolvers, in file order."""
-        return tuple(r for r in self.resolvers if r.group == "control")
+        return tuple(r for r in self.resolvers if r.group == Group.CONTROL)
 
 
 def watched_name(text: str, label: str | None = None) -> WatchedName:
@@ -265,7 +266,7 @@ class _Reader:
 
     def slug(self, node: yaml.Node, key: str) -> str:
         value = self.string(node, key)
-        if not _SLUG.fullmatch(value):
+        if not SLUG.fullmatch(value):
             self.fail(f"must be lowercase letters, digits and '-', got {value!r}", node, key)
         return value
 
@@ -357,7 +358,7 @@ class _Reader:
         if "resolvers" not in top:
             self.fail("missing: at least one national and one control resolver", root, "resolvers")
         resolvers = self.resolvers(top["resolvers"])
-        controls = sum(1 for r in resolvers if r.group == "control")
+        controls = sum(1 for r in resolvers if r.group == Group.CONTROL)
         min_controls = 1
         if "min_controls" in top:
             node = top["min_controls"]
@@ -402,7 +403,7 @@ class _Reader:
     # -- resolvers ---------------------------------------------------------------------
 
     def resolvers(self, node: yaml.Node) -> tuple[Resolver, ...]:
-        groups = self.mapping(node, "resolvers", GROUPS)
+        groups = self.mapping(node, "resolvers", [g.value for g in GROUPS])
         resolvers: list[Resolver] = []
         names: dict[str, int] = {}
         for group in GROUPS:
@@ -432,25 +433,26 @@ class _Reader:
         name = self.slug(fields["name"], f"{key}.name")
         if name in RESERVED_NAMES:
             self.fail(f"{name!r} is reserved in snapshot files", fields["name"], f"{key}.name")
-        transport: Transport = "udp"
+        transport = TRANSPORTS["udp"]
         if "transport" in fields:
-            transport = self.choice(fields["transport"], f"{key}.transport", TRANSPORTS)
-        tls = transport in ("dot", "doh")
+            name_of = self.choice(fields["transport"], f"{key}.transport", tuple(TRANSPORTS))
+            transport = TRANSPORTS[name_of]
+        kind = transport.name
         for only_tls in ("server_name", "ca_file"):
-            if only_tls in fields and not tls:
+            if only_tls in fields and not transport.tls:
                 self.fail(
-                    f"only for dot and doh, not {transport}", fields[only_tls], f"{key}.{only_tls}"
+                    f"only for {_TLS_TRANSPORTS}, not {kind}", fields[only_tls], f"{key}.{only_tls}"
                 )
-        if "url" in fields and transport != "doh":
-            self.fail(f"only for doh, not {transport}", fields["url"], f"{key}.url")
-        if transport == "doh" and "url" not in fields:
-            self.fail("missing: a doh resolver needs a url", node, f"{key}.url")
-        if transport != "doh" and "address" not in fields:
-            self.fail(f"missing: a {transport} resolver needs an address", node, f"{key}.address")
+        if "url" in fields and not transport.by_url:
+            self.fail(f"only for {_URL_TRANSPORTS}, not {kind}", fields["url"], f"{key}.url")
+        if transport.by_url and "url" not in fields:
+            self.fail(f"missing: a {kind} resolver needs a url", node, f"{key}.url")
+        if not transport.by_url and "address" not in fields:
+            self.fail(f"missing: a {kind} resolver needs an address", node, f"{key}.address")
 
         address = self.address(fields["address"], f"{key}.address") if "address" in fields else None
         url, url_port = self.url(fields["url"], f"{key}.url") if "url" in fields else (None, None)
-        port = url_port or DEFAULT_PORTS[transport]
+        port = url_port or transport.default_port
         if "port" in fields:
             port = self.integer(fields["port"], f"{key}.port", 1, 65535)
             if url_port is not None and port != url_port:
@@ -480,7 +482,7 @@ class _Reader:
             group=group,
             address=address,
             port=port,
-            transport=transport,
+            transport=kind,
             mode=mode,
             rate=rate,
             server_name=server_name,

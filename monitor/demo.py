@@ -13,9 +13,9 @@ import git
 from monitor import gitstore
 from monitor.changes import Event
 from monitor.config import Config, load_config_text
-from monitor.daily import RunResult, run
 from monitor.history import DomainHistory, events_between, history
 from monitor.lab import Lab, World
+from monitor.run import RunResult, run
 
 VANTAGE = "demo"
 

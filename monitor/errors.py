@@ -46,3 +46,17 @@ class InconclusiveRun(MonitorError):
     """Too few resolvers were up to say anything about the watchlist; nothing was written."""
 
     exit_code = 4
+
+
+class SnapshotError(MonitorError):
+    """A snapshot file could not be read or written."""
+
+
+class ReportError(MonitorError):
+    """A report or an export could not be written."""
+
+
+class LabError(MonitorError):
+    """A lab responder could not bind its loopback port or start serving."""
+
+    exit_code = 1

@@ -17,9 +17,7 @@ Tables (one row per run date, per name, per period and per event):
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +26,16 @@ import git
 
 from monitor import __version__, gitstore
 from monitor.changes import display_of
-from monitor.report import VERDICTS, ReportError, VantageReport, collect
+from monitor.errors import ReportError
+from monitor.files import replacing
+from monitor.history import VantageReport, collect
+from monitor.vocabulary import WORST_FIRST
 
 __all__ = ["SCHEMA", "Export", "export_sqlite", "write_database"]
 
 SCHEMA = 1
 
-_COUNT_COLUMNS = tuple(v.replace("-", "_") for v in VERDICTS)
+_COUNT_COLUMNS = tuple(v.replace("-", "_") for v in WORST_FIRST)
 
 _DDL = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -109,7 +110,7 @@ def export_sqlite(
     """Write the history of ``vantages`` (default: all under snapshots/) to the SQLite file
     ``path``, replacing it atomically, and return the row counts.
 
-    Raises what :func:`monitor.report.collect` raises, and ReportError when the file cannot be
+    Raises what :func:`monitor.history.collect` raises, and ReportError when the file cannot be
     written.
     """
     reports = collect(repo, vantages, rev)
@@ -127,24 +128,11 @@ def write_database(
     """Write ``reports`` to the SQLite file ``path`` (a temporary file beside it, renamed over
     it once complete) and return the row counts. Raises ReportError."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-    except OSError as exc:
-        raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    try:
-        counts = _fill(Path(temp), reports, labels, head)
-        with open(temp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
+        with replacing(path) as temp:
+            counts = _fill(temp, reports, labels, head)
     except (OSError, sqlite3.Error) as exc:
-        Path(temp).unlink(missing_ok=True)
         detail = exc.strerror if isinstance(exc, OSError) else None
         raise ReportError(f"cannot write {path}: {detail or exc}") from exc
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
     return Export(path, tuple(r.vantage for r in reports), *counts)
 
 
@@ -185,7 +173,7 @@ Row = tuple[str | int | None, ...]
 
 def _run_rows(report: VantageReport) -> Iterator[Row]:
     for run in report.runs:
-        known = [run.counts.get(v, 0) for v in VERDICTS]
+        known = [run.counts.get(v, 0) for v in WORST_FIRST]
         other = run.watched - sum(known)
         yield (report.vantage, run.date, run.sha, run.watched, *known, other)
 

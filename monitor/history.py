@@ -1,20 +1,23 @@
-"""History: each domain's verdict periods, read from the git history of the snapshot files.
+"""History: the model of the git record that ``report``, ``export`` and ``diff`` read.
 
-Only the changed lines of the domain files are read (one ``git log -p -U0`` over the snapshot
-paths), so a few years of daily commits cost what changed, not what was there.
+Each domain's verdict periods, each vantage point's runs with their counts per verdict, and
+the events between them. Only the changed lines of the domain files are read (one ``git log
+-p -U0`` over the snapshot paths), so a few years of daily commits cost what changed, not what
+was there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import git
 
 from monitor import gitstore
-from monitor.changes import Event, compare
-from monitor.errors import RepoError
-from monitor.snapshot import DOMAINS_FILE, SHARDS_DIR, parse_line, parse_snapshot
+from monitor.changes import Event, compare, derive_events
+from monitor.errors import RepoError, UsageError
+from monitor.snapshot import DOMAINS_FILE, SHARDS_DIR, Entry, parse_line, parse_snapshot
+from monitor.vocabulary import SLUG
 
 
 @dataclass
@@ -142,3 +145,111 @@ def events_between(repo: git.Repo, vantage: str, rev_a: str, rev_b: str) -> list
     runs = gitstore.vantage_commits(repo, vantage, sha_b)
     date = next((c.date for c in reversed(runs) if c.date), "")
     return compare(before, after, date)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run date of a vantage point: its last commit and how many names had each verdict."""
+
+    date: str
+    sha: str
+    counts: Mapping[str, int]
+
+    @property
+    def watched(self) -> int:
+        """How many names the run looked at."""
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class VantageReport:
+    """Everything the report shows about one vantage point."""
+
+    vantage: str
+    runs: tuple[Run, ...]
+    histories: tuple[DomainHistory, ...]  # every name ever watched, by name
+    current: Mapping[str, Entry]  # the snapshot at the report's revision
+    events: tuple[Event, ...]  # oldest day first; worst kind first within a day
+
+    def sha_on(self, date: str) -> str | None:
+        """Return the sha of the last commit of the run on ``date``."""
+        return next((r.sha for r in reversed(self.runs) if r.date == date), None)
+
+
+def collect(repo: git.Repo, vantages: Sequence[str] = (), rev: str = "HEAD") -> list[VantageReport]:
+    """Return the report data of ``vantages`` (default: every directory under snapshots/ at
+    ``rev``), by vantage name.
+
+    Raises RepoError when ``rev`` has no snapshots, UsageError for a vantage it does not hold,
+    and SnapshotError for a snapshot file that cannot be read.
+    """
+    files = gitstore.read_files(repo, rev, "snapshots")
+    by_vantage: dict[str, dict[str, bytes]] = {}
+    for path, data in files.items():
+        vantage, sep, rest = path.partition("/")
+        if sep and SLUG.fullmatch(vantage):
+            by_vantage.setdefault(vantage, {})[rest] = data
+    if not by_vantage:
+        raise RepoError(f"{rev} has no snapshots/ yet: run `registry-monitor run` first")
+    unknown = [v for v in vantages if v not in by_vantage]
+    if unknown:
+        raise UsageError(
+            f"no snapshots/{unknown[0]}/ at {rev}; there are: {', '.join(sorted(by_vantage))}"
+        )
+    chosen = sorted(set(vantages)) if vantages else sorted(by_vantage)
+    return [_vantage_report(repo, v, by_vantage[v], rev) for v in chosen]
+
+
+def _vantage_report(
+    repo: git.Repo, vantage: str, files: Mapping[str, bytes], rev: str
+) -> VantageReport:
+    dates: list[str] = []
+    shas: list[str] = []
+    for commit in gitstore.vantage_commits(repo, vantage, rev):
+        if not commit.date:
+            continue
+        # A same-date re-run replaced that day's result: the day is its last commit.
+        if dates and dates[-1] == commit.date:
+            shas[-1] = commit.sha
+        else:
+            dates.append(commit.date)
+            shas.append(commit.sha)
+    histories = history(repo, vantage, rev=rev)
+    counts = daily_counts(histories, dates)
+    runs = tuple(Run(d, s, c) for d, s, c in zip(dates, shas, counts, strict=True))
+    return VantageReport(
+        vantage,
+        runs,
+        tuple(histories),
+        parse_snapshot(files),
+        tuple(derive_events(histories, dates)),
+    )
+
+
+def daily_counts(histories: Iterable[DomainHistory], dates: Sequence[str]) -> list[dict[str, int]]:
+    """Return, for each run date, how many names had each verdict (the day's verdict, as the
+    periods give it); verdicts nobody had are left out.
+
+    Each period adds one at its first run and removes it after its last, so the cost is the
+    number of periods plus days times verdicts, never days times names.
+    """
+    index = {date: i for i, date in enumerate(dates)}
+    last = len(dates) - 1
+    deltas: dict[str, list[int]] = {}
+    for h in histories:
+        for period in h.periods:
+            start = index.get(period.start)
+            if start is None:
+                continue
+            end = last if period.to is None else index.get(period.to, last)
+            row = deltas.setdefault(period.verdict, [0] * (len(dates) + 1))
+            row[start] += 1
+            row[end + 1] -= 1
+    result: list[dict[str, int]] = [{} for _ in dates]
+    for verdict, row in deltas.items():
+        running = 0
+        for i in range(len(dates)):
+            running += row[i]
+            if running:
+                result[i][verdict] = running
+    return result

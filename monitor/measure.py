@@ -24,17 +24,16 @@ from monitor.verdict import (
     SUSPICIOUS,
     Panel,
     State,
-    Verdict,
     code_of,
     judge_codes,
     most_telling_code,
     state_of,
 )
+from monitor.vocabulary import USABLE, Group, Health, Status, Verdict
 
 # Seconds between confirmation rounds: long enough for a flapping answer or a lost packet to
 # change, short enough for a nightly run.
 CONFIRM_SPACING = 1.0
-DOWN = "down"
 # The economical strategy also asks the controls about this share of the names the national
 # resolvers resolve cleanly (at least this many), a fresh sample each run.
 ECONOMICAL_SAMPLE = 0.01
@@ -65,8 +64,8 @@ class ResolverHealth:
     """How one resolver fared this run."""
 
     name: str
-    group: str
-    health: str  # up | down | nxdomain-rewriting
+    group: Group
+    health: Health
     detail: str | None = None
 
 
@@ -131,6 +130,12 @@ def measure(
     return asyncio.run(_measure(config, names, confirm_spacing, detail, progress, previous or {}))
 
 
+# Bound once: the tally sees every observation (see monitor.vocabulary).
+_OK = Status.OK
+_NODATA = Status.NODATA
+_NXDOMAIN_CODE = STATUS_CODE[Status.NXDOMAIN]
+
+
 class _Tally:
     """Codes for a list of domains at a set of resolvers, filled in as observations arrive."""
 
@@ -156,10 +161,10 @@ class _Tally:
             index = self.positions[row] * self.width + column
         rewritten = self.rewrites.get(observation.resolver)
         if rewritten and (
-            (observation.status == "ok" and rewritten.issuperset(observation.answers))
-            or (observation.status == "nodata" and f"nodata:{observation.rdtype}" in rewritten)
+            (observation.status == _OK and rewritten.issuperset(observation.answers))
+            or (observation.status == _NODATA and f"nodata:{observation.rdtype}" in rewritten)
         ):
-            code = STATUS_CODE["nxdomain"]
+            code = _NXDOMAIN_CODE
         else:
             code = code_of(
                 observation, bogons=self.config.bogons, stub_addresses=self.config.stub_addresses
@@ -221,23 +226,23 @@ async def _measure(
         domains = [n.domain for n in names]
         tally = _Tally(config, domains, detail, rewrites)
         economical = config.strategy == "economical"
-        first = [r for r in up if r.group == "national"] if economical else up
+        first = [r for r in up if r.group == Group.NATIONAL] if economical else up
         total = len(first) * len(domains) * len(config.record_types)
         async with _reporting(engine, total, progress) as meter:
             await _observe(engine, config, first, tally)
             asked: Sequence[int] = range(len(domains))
             if economical:
                 asked = _controls_needed(tally, _panel(up), domains, previous)
-                controls = [r for r in up if r.group == "control"]
+                controls = [r for r in up if r.group == Group.CONTROL]
                 meter.total += len(controls) * len(asked) * len(config.record_types)
                 await _observe(engine, config, controls, tally, asked)
 
         # Canaries again: a resolver that broke during the pass must not speak for it.
         after, _ = await _canaries(engine, config, up)
         for r in up:
-            if after[r.name].health == "down":
+            if after[r.name].health == Health.DOWN:
                 health[r.name] = ResolverHealth(
-                    r.name, r.group, "down", f"after the main pass, {after[r.name].detail}"
+                    r.name, r.group, Health.DOWN, f"after the main pass, {after[r.name].detail}"
                 )
                 tally.forget(r.name)
         up = _usable(config, health)
@@ -283,17 +288,14 @@ async def _measure(
         return Measurement(config.vantage, healths, results, None, engine.sent, dict(counts), sent)
 
 
-USABLE = frozenset({"up", "nxdomain-rewriting"})
-
-
 def _usable(config: Config, health: Mapping[str, ResolverHealth]) -> list[Resolver]:
     return [r for r in config.resolvers if health[r.name].health in USABLE]
 
 
 def _why_inconclusive(config: Config, up: Sequence[Resolver], when: str) -> str | None:
     """Return why the run as a whole cannot judge anything, or None when it can."""
-    controls = sum(r.group == "control" for r in up)
-    if not any(r.group == "national" for r in up):
+    controls = sum(r.group == Group.CONTROL for r in up)
+    if not any(r.group == Group.NATIONAL for r in up):
         return f"every national resolver is down{when} (no canary answered)"
     if controls < config.min_controls:
         return (
@@ -305,8 +307,8 @@ def _why_inconclusive(config: Config, up: Sequence[Resolver], when: str) -> str 
 
 def _panel(up: Sequence[Resolver]) -> Panel:
     return Panel(
-        national=tuple(r.name for r in up if r.group == "national"),
-        control=tuple(r.name for r in up if r.group == "control"),
+        national=tuple(r.name for r in up if r.group == Group.NATIONAL),
+        control=tuple(r.name for r in up if r.group == Group.CONTROL),
         authoritative=frozenset(r.name for r in up if r.mode == "authoritative"),
     )
 
@@ -351,10 +353,11 @@ def _status_shower(
     or ``hidden`` while the name is present, shows "" (left off the line).
     """
     shared: dict[tuple[str, ...], tuple[str, ...]] = {}
+    down = Health.DOWN  # bound once: this runs for every name at every resolver
 
     def status(name: str, codes: Mapping[str, bytes], present: bool) -> str:
         if name not in asked:
-            return DOWN
+            return down
         if name not in codes or (present and name in hidden):
             return ""
         return most_telling_code(codes[name])
@@ -424,7 +427,9 @@ async def _canaries(
     )
 
     def answered(r: Resolver) -> bool:
-        fine = {"ok", "nodata"} | ({"referral"} if r.mode == "authoritative" else set())
+        fine = {Status.OK, Status.NODATA} | (
+            {Status.REFERRAL} if r.mode == "authoritative" else set()
+        )
         return any(o.status in fine for o in seen[r.name])
 
     # Bad luck on a lossy path can eat every attempt of one round (at 30 % loss each way, one
@@ -442,25 +447,25 @@ async def _canaries(
     rewrites: dict[str, frozenset[str]] = {}
     for r in resolvers:
         obs = seen[r.name]
-        rewritten = frozenset(a for o in probes[r.name] if o.status == "ok" for a in o.answers)
+        rewritten = frozenset(a for o in probes[r.name] if o.status == Status.OK for a in o.answers)
         if rewritten:
             # Types it answered the impossible name with NOERROR and no records: that empty
             # answer is its NXDOMAIN too.
-            rewritten |= {f"nodata:{o.rdtype}" for o in probes[r.name] if o.status == "nodata"}
+            rewritten |= {f"nodata:{o.rdtype}" for o in probes[r.name] if o.status == Status.NODATA}
         if not answered(r):
             said = ", ".join(
                 sorted(
                     {f"{o.domain} {o.status}" + (f" ({o.detail})" if o.detail else "") for o in obs}
                 )
             )
-            health[r.name] = ResolverHealth(r.name, r.group, "down", f"canaries: {said}")
+            health[r.name] = ResolverHealth(r.name, r.group, Health.DOWN, f"canaries: {said}")
         elif rewritten:
             rewrites[r.name] = rewritten
             addresses = sorted(a for a in rewritten if not a.startswith("nodata:"))
             detail = f"{impossible} answered {', '.join(addresses)}"
-            health[r.name] = ResolverHealth(r.name, r.group, "nxdomain-rewriting", detail)
+            health[r.name] = ResolverHealth(r.name, r.group, Health.NXDOMAIN_REWRITING, detail)
         else:
-            health[r.name] = ResolverHealth(r.name, r.group, "up")
+            health[r.name] = ResolverHealth(r.name, r.group, Health.UP)
     return health, rewrites
 
 

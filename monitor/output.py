@@ -9,11 +9,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from monitor.changes import display_of, event_counts
-from monitor.daily import RunResult
 from monitor.escape import escape_markdown, escape_text
 from monitor.history import DomainHistory
 from monitor.measure import DomainResult, Measurement
-from monitor.verdict import Verdict
+from monitor.run import RunResult
+from monitor.vocabulary import Health, Verdict
 
 SCHEMA = 1
 
@@ -46,7 +46,7 @@ def check_table(measurement: Measurement, resolver_names: Sequence[str]) -> str:
 def health_lines(measurement: Measurement) -> Iterable[str]:
     """Yield one line per resolver that is not simply up."""
     for r in measurement.resolvers:
-        if r.health != "up":
+        if r.health != Health.UP:
             detail = f" ({escape_text(r.detail)})" if r.detail else ""
             yield f"{r.name} ({r.group}) is {r.health}{detail}"
 
@@ -161,7 +161,7 @@ def run_summary(result: RunResult) -> str:
             f"| {escape_markdown(e.after)} |"
             for e in result.events
         ]
-    troubled = [r for r in m.resolvers if r.health != "up"]
+    troubled = [r for r in m.resolvers if r.health != Health.UP]
     if troubled:
         lines += ["", "### Resolvers not up", ""]
         lines += [

@@ -1,6 +1,6 @@
 """Reports: a static HTML page of every vantage point's verdicts over time, read from git history.
 
-The numbers come from :func:`monitor.history.history` (only the changed lines of the snapshot
+The numbers come from :func:`monitor.history.collect` (only the changed lines of the snapshot
 files), so three years of nightly runs over a thousand names build in a few seconds. The page
 loads nothing from the network: styles and script are inline and pinned by a Content Security
 Policy, and every string that came from a snapshot is escaped.
@@ -9,124 +9,48 @@ Policy, and every string that came from a snapshot is escaped.
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
-import math
-import os
-import re
-import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import git
 
 from monitor import __version__, gitstore
-from monitor.changes import EVENT_ORDER, Event, display_of, event_counts, event_for
-from monitor.errors import MonitorError, RepoError, UsageError
+from monitor.changes import Event, display_of, event_counts
+from monitor.charts import (
+    COLOURS,
+    OTHER_COLOUR,
+    PLOT_W,
+    Scale,
+    Steps,
+    axis,
+    chart,
+    layers,
+    number,
+    order,
+    strip,
+)
+from monitor.errors import ReportError
 from monitor.escape import escape_html
-from monitor.history import DomainHistory, Period, history
-from monitor.snapshot import Entry, parse_snapshot
+from monitor.files import write_atomically
+from monitor.history import DomainHistory, VantageReport, collect
+from monitor.links import commit_link, resolve_link
+from monitor.vocabulary import EventKind, Verdict
 
-__all__ = [
-    "INDEX",
-    "NOT_CONCLUSIVE",
-    "VERDICTS",
-    "ReportError",
-    "Run",
-    "Site",
-    "VantageReport",
-    "build_site",
-    "collect",
-    "commit_link",
-    "daily_counts",
-    "derive_events",
-    "github_base",
-    "render_html",
-    "resolve_link",
-]
+__all__ = ["INDEX", "Site", "build_site", "render_html"]
 
 INDEX = "index.html"
-# Worst first: the order of tables, legends and the stacked chart (bottom to top).
-VERDICTS = (
-    "missing",
-    "failing",
-    "tampered",
-    "partial",
-    "national-only",
-    "gone",
-    "unstable",
-    "inconclusive",
-    "present",
-)
-NOT_CONCLUSIVE = frozenset({"unstable", "inconclusive"})
-
-_VANTAGE = re.compile(r"[a-z0-9-]+")
-_COLOURS = {
-    "present": "#43a047",
-    "missing": "#d32f2f",
-    "failing": "#ef6c00",
-    "tampered": "#8e24aa",
-    "partial": "#f9a825",
-    "national-only": "#1e88e5",
-    "gone": "#546e7a",
-    "unstable": "#9e9e9e",
-    "inconclusive": "#d7ccc8",
-}
-_OTHER_COLOUR = "#212121"
-_UNWATCHED = "#e8eaed"
-_EVENT_COLOURS = {
-    "disappeared": "#d32f2f",
-    "degraded": "#ef6c00",
-    "restored": "#43a047",
-    "appeared": "#1e88e5",
-    "gone": "#546e7a",
+_EVENT_COLOURS: dict[str, str] = {
+    EventKind.DISAPPEARED: "#d32f2f",
+    EventKind.DEGRADED: "#ef6c00",
+    EventKind.RESTORED: "#43a047",
+    EventKind.APPEARED: "#1e88e5",
+    EventKind.GONE: "#546e7a",
 }
 # Light colours get dark text on a badge.
-_DARK_TEXT = frozenset({"partial", "unstable", "inconclusive"})
-
-# Geometry shared by the charts and the timeline strips, so that a day sits at one x in both.
-_NAME_W = 200
-_PLOT_W = 680
-_STRIP_H = 14
-_CHART_H = 150
-_CHART_TOP = 8
-_AXIS_H = 20
+_DARK_TEXT: frozenset[str] = frozenset({Verdict.PARTIAL, Verdict.UNSTABLE, Verdict.INCONCLUSIVE})
 _OPEN_DAYS = 10  # event days shown unfolded
-
-
-class ReportError(MonitorError):
-    """A report or an export could not be written."""
-
-
-@dataclass(frozen=True)
-class Run:
-    """One run date of a vantage point: its last commit and how many names had each verdict."""
-
-    date: str
-    sha: str
-    counts: Mapping[str, int]
-
-    @property
-    def watched(self) -> int:
-        """How many names the run looked at."""
-        return sum(self.counts.values())
-
-
-@dataclass(frozen=True)
-class VantageReport:
-    """Everything the report shows about one vantage point."""
-
-    vantage: str
-    runs: tuple[Run, ...]
-    histories: tuple[DomainHistory, ...]  # every name ever watched, by name
-    current: Mapping[str, Entry]  # the snapshot at the report's revision
-    events: tuple[Event, ...]  # oldest day first; worst kind first within a day
-
-    def sha_on(self, date: str) -> str | None:
-        """Return the sha of the last commit of the run on ``date``."""
-        return next((r.sha for r in reversed(self.runs) if r.date == date), None)
 
 
 @dataclass(frozen=True)
@@ -138,182 +62,6 @@ class Site:
     runs: int
     events: int
     link: str | None
-
-
-# --------------------------------------------------------------------------- data
-
-
-def collect(repo: git.Repo, vantages: Sequence[str] = (), rev: str = "HEAD") -> list[VantageReport]:
-    """Return the report data of ``vantages`` (default: every directory under snapshots/ at
-    ``rev``), by vantage name.
-
-    Raises RepoError when ``rev`` has no snapshots, UsageError for a vantage it does not hold,
-    and SnapshotError for a snapshot file that cannot be read.
-    """
-    files = gitstore.read_files(repo, rev, "snapshots")
-    by_vantage: dict[str, dict[str, bytes]] = {}
-    for path, data in files.items():
-        vantage, sep, rest = path.partition("/")
-        if sep and _VANTAGE.fullmatch(vantage):
-            by_vantage.setdefault(vantage, {})[rest] = data
-    if not by_vantage:
-        raise RepoError(f"{rev} has no snapshots/ yet: run `registry-monitor run` first")
-    unknown = [v for v in vantages if v not in by_vantage]
-    if unknown:
-        raise UsageError(
-            f"no snapshots/{unknown[0]}/ at {rev}; there are: {', '.join(sorted(by_vantage))}"
-        )
-    chosen = sorted(set(vantages)) if vantages else sorted(by_vantage)
-    return [_vantage_report(repo, v, by_vantage[v], rev) for v in chosen]
-
-
-def _vantage_report(
-    repo: git.Repo, vantage: str, files: Mapping[str, bytes], rev: str
-) -> VantageReport:
-    dates: list[str] = []
-    shas: list[str] = []
-    for commit in gitstore.vantage_commits(repo, vantage, rev):
-        if not commit.date:
-            continue
-        # A same-date re-run replaced that day's result: the day is its last commit.
-        if dates and dates[-1] == commit.date:
-            shas[-1] = commit.sha
-        else:
-            dates.append(commit.date)
-            shas.append(commit.sha)
-    histories = history(repo, vantage, rev=rev)
-    counts = daily_counts(histories, dates)
-    runs = tuple(Run(d, s, c) for d, s, c in zip(dates, shas, counts, strict=True))
-    return VantageReport(
-        vantage,
-        runs,
-        tuple(histories),
-        parse_snapshot(files),
-        tuple(derive_events(histories, dates)),
-    )
-
-
-def daily_counts(histories: Iterable[DomainHistory], dates: Sequence[str]) -> list[dict[str, int]]:
-    """Return, for each run date, how many names had each verdict (the day's verdict, as the
-    periods give it); verdicts nobody had are left out.
-
-    Each period adds one at its first run and removes it after its last, so the cost is the
-    number of periods plus days times verdicts, never days times names.
-    """
-    index = {date: i for i, date in enumerate(dates)}
-    last = len(dates) - 1
-    deltas: dict[str, list[int]] = {}
-    for h in histories:
-        for period in h.periods:
-            start = index.get(period.start)
-            if start is None:
-                continue
-            end = last if period.to is None else index.get(period.to, last)
-            row = deltas.setdefault(period.verdict, [0] * (len(dates) + 1))
-            row[start] += 1
-            row[end + 1] -= 1
-    result: list[dict[str, int]] = [{} for _ in dates]
-    for verdict, row in deltas.items():
-        running = 0
-        for i in range(len(dates)):
-            running += row[i]
-            if running:
-                result[i][verdict] = running
-    return result
-
-
-def derive_events(histories: Iterable[DomainHistory], dates: Sequence[str]) -> list[Event]:
-    """Return the events the periods imply, as ``run`` raised them: each conclusive verdict is
-    compared with the last conclusive one; a name watched again after a gap starts afresh.
-
-    Oldest day first; within a day, worst kind first, then by name.
-    """
-    following = {dates[i]: dates[i + 1] for i in range(len(dates) - 1)}
-    events: list[Event] = []
-    for h in histories:
-        last: str | None = None
-        previous: Period | None = None
-        for period in h.periods:
-            if previous is not None and (
-                previous.to is None or following.get(previous.to) != period.start
-            ):
-                last = None  # dropped from the watchlist and added again: new, raises nothing
-            previous = period
-            if period.verdict in NOT_CONCLUSIVE:
-                continue  # raises and clears nothing
-            if last is not None:
-                kind = event_for(last, period.verdict)
-                if kind is not None:
-                    shown = display_of(h.domain)
-                    events.append(Event(h.domain, kind, last, period.verdict, period.start, shown))
-            last = period.verdict
-    events.sort(key=lambda e: (e.date, EVENT_ORDER.index(e.event), e.domain))
-    return events
-
-
-# --------------------------------------------------------------------------- commit links
-
-_OWNER_REPO = re.compile(r"/?([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+?)(?:\.git)?/?")
-_SCP_GITHUB = re.compile(r"(?:[A-Za-z0-9_.-]+@)?github\.com:(.+)")
-
-
-def github_base(remote_url: str) -> str | None:
-    """Return ``https://github.com/OWNER/REPO`` for a GitHub remote URL (https, ssh or
-    ``git@github.com:OWNER/REPO.git``), else None. Credentials in the URL are dropped."""
-    text = remote_url.strip()
-    scp = _SCP_GITHUB.fullmatch(text)
-    if scp is not None:
-        path = scp.group(1)
-    else:
-        try:
-            parts = urlsplit(text)
-            host = (parts.hostname or "").lower()
-        except ValueError:
-            return None
-        if parts.scheme not in ("https", "http", "ssh", "git") or host != "github.com":
-            return None
-        path = parts.path
-    match = _OWNER_REPO.fullmatch(path)
-    if match is None or {".", ".."} & set(match.groups()):
-        return None
-    return f"https://github.com/{match.group(1)}/{match.group(2)}"
-
-
-def resolve_link(repo: git.Repo, link: str | None) -> str | None:
-    """Return the base URL that commit links start with: ``link`` when given (checked), else the
-    GitHub page of the ``origin`` remote, else None (the page shows short shas).
-
-    Raises UsageError for a ``link`` that is not an http(s) URL.
-    """
-    if link is not None:
-        try:
-            parts = urlsplit(link)
-            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-            ok = ok and not parts.query and not parts.fragment
-        except ValueError:
-            ok = False
-        if not ok:
-            raise UsageError(
-                f"--link must be an http(s) URL like https://github.com/OWNER/REPO, not {link!r}"
-            )
-        return link.rstrip("/")
-    try:
-        remote = repo.git.remote("get-url", "origin")
-    except git.GitCommandError:
-        return None
-    return github_base(str(remote))
-
-
-def commit_link(base: str | None, sha: str) -> str:
-    """Return the HTML for a commit: a link under ``base`` when there is one, else the short sha."""
-    short = escape_html(sha[:7])
-    if base is None:
-        return f'<code class="sha">{short}</code>'
-    href = escape_html(f"{base}/commit/{sha}")
-    return f'<a class="sha" href="{href}">{short}</a>'
-
-
-# --------------------------------------------------------------------------- site
 
 
 def build_site(
@@ -337,7 +85,10 @@ def build_site(
     head = gitstore.resolve_commit(repo, rev) or ""
     page = render_html(reports, link=base, labels=labels or {}, head=head)
     index = out / INDEX
-    _write_atomically(index, page.encode("utf-8"))
+    try:
+        write_atomically(index, page.encode("utf-8"))
+    except OSError as exc:
+        raise ReportError(f"cannot write {index}: {exc.strerror or exc}") from exc
     return Site(
         index,
         tuple(r.vantage for r in reports),
@@ -345,24 +96,6 @@ def build_site(
         sum(len(r.events) for r in reports),
         base,
     )
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    except OSError as exc:
-        raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o644)  # mkstemp's 0600 would hide the page from a web server
-        os.replace(temp, path)
-    except OSError as exc:
-        Path(temp).unlink(missing_ok=True)
-        raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 # --------------------------------------------------------------------------- HTML
@@ -411,6 +144,7 @@ ul.events li{margin:1px 0}
 footer{margin-top:40px;font-size:12.5px;color:var(--muted)}
 """
 
+
 _JS = """
 (function () {
   var box = document.getElementById("filter");
@@ -435,16 +169,6 @@ def _e(text: str) -> str:
     return escape_html(text)
 
 
-def _order(verdict: str) -> tuple[int, str]:
-    # A verdict this version does not know (a hand edit, a newer tool) goes just before present.
-    known = VERDICTS.index(verdict) if verdict in VERDICTS else len(VERDICTS) - 1.5
-    return (int(2 * known), verdict)
-
-
-def _colour(verdict: str) -> str:
-    return _COLOURS.get(verdict, _OTHER_COLOUR)
-
-
 def _badge(verdict: str) -> str:
     classes = "badge dark" if verdict in _DARK_TEXT else "badge"
     return f'<span class="{classes}" data-v="{_e(verdict)}">{_e(verdict)}</span>'
@@ -452,10 +176,6 @@ def _badge(verdict: str) -> str:
 
 def _event_badge(kind: str) -> str:
     return f'<span class="badge ev-{_e(kind)}">{_e(kind)}</span>'
-
-
-def _number(n: int) -> str:
-    return f"{n:,}"
 
 
 class _Names:
@@ -484,241 +204,7 @@ class _Names:
         return _e(" ".join(p for p in parts if p).lower())
 
 
-@dataclass(frozen=True)
-class _Scale:
-    """Calendar days from the first run to the day after the last, onto ``width`` pixels."""
-
-    first: datetime.date
-    days: int
-    width: float
-
-    @classmethod
-    def of(cls, dates: Sequence[str], width: float) -> _Scale:
-        first = datetime.date.fromisoformat(dates[0])
-        last = datetime.date.fromisoformat(dates[-1])
-        return cls(first, max(1, (last - first).days + 1), width)
-
-    def x(self, date: str | datetime.date) -> float:
-        day = datetime.date.fromisoformat(date) if isinstance(date, str) else date
-        return min(max((day - self.first).days / self.days, 0.0), 1.0) * self.width
-
-    def ticks(self) -> list[tuple[float, str]]:
-        """Tick positions and labels: days for a short span, else months or years."""
-        end = self.first + datetime.timedelta(days=self.days)
-        if self.days <= 45:
-            step = max(1, math.ceil(self.days / 8))
-            return [
-                (self.x(day), day.isoformat()[5:])
-                for n in range(0, self.days, step)
-                for day in [self.first + datetime.timedelta(days=n)]
-            ]
-        months = self.days / 30.4
-        step = next((s for s in (1, 2, 3, 6, 12, 24, 60) if months / s <= 9), 120)
-        index = self.first.year * 12 + self.first.month  # the month after the first day's
-        index += -index % step
-        ticks: list[tuple[float, str]] = []
-        while True:
-            day = datetime.date(index // 12, index % 12 + 1, 1)
-            if day >= end:
-                return ticks
-            label = str(day.year) if step >= 12 else day.isoformat()[:7]
-            ticks.append((self.x(day), label))
-            index += step
-
-
-def _f(value: float) -> str:
-    return f"{value:.1f}".rstrip("0").rstrip(".")
-
-
-def _nice(top: int) -> int:
-    """A round number at or above ``top`` (at least 1) for the top of a chart's scale."""
-    if top <= 1:
-        return 1
-    power = int("1" + "0" * (len(str(top)) - 1))
-    steps = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
-    return next(math.ceil(m * power) for m in steps if m * power >= top)
-
-
-def _band(
-    x0: Sequence[float], x1: Sequence[float], lower: Sequence[float], upper: Sequence[float]
-) -> str:
-    """An SVG path of a stepped band between two y series (one step per run)."""
-    n = len(x0)
-    d = [f"M{_f(x0[0])},{_f(upper[0])}"]
-    for i in range(n):
-        if i == n - 1 or upper[i + 1] != upper[i]:
-            d.append(f"H{_f(x1[i])}")
-            if i < n - 1:
-                d.append(f"V{_f(upper[i + 1])}")
-    d.append(f"V{_f(lower[n - 1])}")
-    for i in range(n - 1, -1, -1):
-        if i == 0 or lower[i - 1] != lower[i]:
-            d.append(f"H{_f(x0[i])}")
-            if i > 0:
-                d.append(f"V{_f(lower[i - 1])}")
-    d.append("Z")
-    return "".join(d)
-
-
-def _layers(runs: Sequence[Run], only_flagged: bool) -> list[str]:
-    seen: set[str] = set()
-    for run in runs:
-        seen.update(run.counts)
-    if only_flagged:
-        seen.discard("present")
-    return sorted(seen, key=_order)
-
-
-def _chart(runs: Sequence[Run], scale: _Scale, layers: Sequence[str], caption: str) -> str:
-    """A stacked step chart of the counts of ``layers``, one step per run, with a legend on the
-    left and a tooltip over each stretch of runs whose counts did not change."""
-    left, top, height = _NAME_W, _CHART_TOP, _CHART_H
-    n = len(runs)
-    x0 = [left + scale.x(r.date) for r in runs]
-    x1 = [*x0[1:], left + scale.width]
-    totals = [sum(r.counts.get(v, 0) for v in layers) for r in runs]
-    ymax = _nice(max(totals, default=0))
-
-    def y(value: float) -> float:
-        return top + height - value / ymax * height
-
-    parts = [
-        f'<svg class="chart" width="{_NAME_W + _PLOT_W}" height="{top + height + _AXIS_H}" '
-        f'role="img" aria-label="{_e(caption)}">'
-    ]
-    for value in sorted({0, ymax // 2, ymax} if ymax % 2 == 0 else {0, ymax}):
-        parts.append(
-            f'<line x1="{left}" x2="{left + _PLOT_W}" y1="{_f(y(value))}" y2="{_f(y(value))}" '
-            f'stroke="#e0e0e0"/><text x="{left - 6}" y="{_f(y(value) + 4)}" '
-            f'text-anchor="end">{_number(value)}</text>'
-        )
-    cumulative = [0] * n
-    latest = runs[-1].counts
-    parts.append(
-        f'<text x="0" y="{top + 8}" font-weight="600">latest run ({_e(runs[-1].date)})</text>'
-    )
-    legend_y = top + 26
-    for verdict in layers:
-        values = [r.counts.get(verdict, 0) for r in runs]
-        if not any(values):
-            continue
-        upper = [a + b for a, b in zip(cumulative, values, strict=True)]
-        path = _band(x0, x1, [y(v) for v in cumulative], [y(v) for v in upper])
-        parts.append(f'<path d="{path}" fill="{_colour(verdict)}"/>')
-        cumulative = upper
-        parts.append(
-            f'<rect x="0" y="{legend_y - 9}" width="10" height="10" fill="{_colour(verdict)}"/>'
-            f'<text x="16" y="{legend_y}">{_e(verdict)} {_number(latest.get(verdict, 0))}</text>'
-        )
-        legend_y += 16
-    for x, label in scale.ticks():
-        parts.append(
-            f'<line x1="{_f(left + x)}" x2="{_f(left + x)}" y1="{top + height}" '
-            f'y2="{top + height + 4}" stroke="#9e9e9e"/><text x="{_f(left + x)}" '
-            f'y="{top + height + 16}" text-anchor="middle">{label}</text>'
-        )
-    # One tooltip per stretch of unchanged counts keeps the page small over years of runs.
-    start = 0
-    for i in range(n):
-        if i < n - 1 and runs[i + 1].counts == runs[i].counts:
-            continue
-        first, last = runs[start].date, runs[i].date
-        when = first if start == i else f"{first} – {last} ({i - start + 1} runs)"
-        counts = ", ".join(
-            f"{_e(v)} {_number(c)}"
-            for v, c in sorted(runs[i].counts.items(), key=lambda k: _order(k[0]))
-        )
-        parts.append(
-            f'<rect class="hover" x="{_f(x0[start])}" y="{top}" '
-            f'width="{_f(max(x1[i] - x0[start], 0.5))}" height="{height}" fill="transparent">'
-            f"<title>{_e(when)}: {counts or 'no names'}</title></rect>"
-        )
-        start = i + 1
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _axis(scale: _Scale) -> str:
-    parts = [f'<svg width="{_PLOT_W}" height="{_AXIS_H}" aria-hidden="true">']
-    for x, label in scale.ticks():
-        anchor = "start" if x < 20 else "end" if x > _PLOT_W - 20 else "middle"
-        parts.append(
-            f'<line x1="{_f(x)}" x2="{_f(x)}" y1="{_AXIS_H - 5}" y2="{_AXIS_H}" stroke="#9e9e9e"/>'
-            f'<text x="{_f(x)}" y="{_AXIS_H - 8}" text-anchor="{anchor}">{label}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-class _Steps:
-    """Where each run's step begins and ends on the x axis, shared by a section's strips."""
-
-    def __init__(self, runs: Sequence[Run], scale: _Scale) -> None:
-        self.dates = [r.date for r in runs]
-        self.index = {date: i for i, date in enumerate(self.dates)}
-        self.x0 = [scale.x(date) for date in self.dates]
-        self.x1 = [*self.x0[1:], scale.width]
-
-    def after(self, date: str) -> str | None:
-        """The run date that follows ``date``."""
-        i = self.index.get(date, len(self.dates)) + 1
-        return self.dates[i] if i < len(self.dates) else None
-
-    def before(self, date: str) -> str | None:
-        """The run date that precedes ``date``."""
-        i = self.index.get(date, 0) - 1
-        return self.dates[i] if i >= 0 else None
-
-
-def _span(x0: float, x1: float, colour: str, title: str) -> str:
-    return (
-        f'<rect x="{_f(x0)}" width="{_f(max(x1 - x0, 0.8))}" height="{_STRIP_H}" '
-        f'fill="{colour}"><title>{_e(title)}</title></rect>'
-    )
-
-
-def _strip(h: DomainHistory, steps: _Steps, shown: str) -> str:
-    """A name's timeline: present is the background, every other verdict a coloured span (a
-    sub-pixel one still shows), grey where the name was not watched; tooltips give the dates."""
-    parts = [
-        f'<svg width="{_PLOT_W}" height="{_STRIP_H}" role="img" aria-label="{_e(shown)}">'
-        f'<rect width="{_PLOT_W}" height="{_STRIP_H}" fill="{_COLOURS["present"]}">'
-        f"<title>{_e(shown)}: present on the runs not marked</title></rect>"
-    ]
-    unwatched = _UNWATCHED
-    first = h.periods[0].start
-    if steps.index.get(first, 0) > 0:
-        parts.append(
-            _span(0, steps.x0[steps.index[first]], unwatched, f"not watched before {first}")
-        )
-    previous: Period | None = None
-    for period in h.periods:
-        if previous is not None and previous.to is not None:
-            gap_from = steps.after(previous.to)
-            if gap_from is not None and gap_from != period.start:
-                x0 = steps.x0[steps.index[gap_from]]
-                x1 = steps.x0[steps.index.get(period.start, len(steps.dates) - 1)]
-                title = f"not watched {gap_from} → {steps.before(period.start)}"
-                parts.append(_span(x0, x1, unwatched, title))
-        i = steps.index.get(period.start, 0)
-        j = steps.index.get(period.to or "", len(steps.dates) - 1)
-        if period.verdict != "present":
-            until = period.to or "now"
-            when = period.start if period.to == period.start else f"{period.start} → {until}"
-            parts.append(
-                _span(steps.x0[i], steps.x1[j], _colour(period.verdict), f"{period.verdict} {when}")
-            )
-        previous = period
-    last = h.periods[-1].to
-    after = None if last is None else steps.after(last)
-    if after is not None:
-        x0 = steps.x0[steps.index[after]]
-        parts.append(_span(x0, steps.x1[-1], unwatched, f"not watched from {after}"))
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _strip_state(h: DomainHistory, steps: _Steps) -> str:
+def _strip_state(h: DomainHistory, steps: Steps) -> str:
     now = h.periods[-1]
     changes = len(h.periods) - 1
     count = f" · {changes} change{'s' if changes != 1 else ''}" if changes else ""
@@ -730,20 +216,21 @@ def _strip_state(h: DomainHistory, steps: _Steps) -> str:
 
 def _flagged_first(h: DomainHistory) -> tuple[int, tuple[int, str]]:
     now = h.periods[-1]
-    if now.to is None and now.verdict != "present":
-        return (0, _order(now.verdict))
+    if now.to is None and now.verdict != Verdict.PRESENT:
+        return (0, order(now.verdict))
     return (1, (0, ""))
 
 
-def _timelines(report: VantageReport, scale: _Scale, names: _Names) -> str:
-    eventful = [h for h in report.histories if any(p.verdict != "present" for p in h.periods)]
+def _timelines(report: VantageReport, scale: Scale, names: _Names) -> str:
+    present = Verdict.PRESENT
+    eventful = [h for h in report.histories if any(p.verdict != present for p in h.periods)]
     shown_apart = {h.domain for h in eventful}
     quiet = [h.domain for h in report.histories if h.domain not in shown_apart]
-    steps = _Steps(report.runs, scale)
+    steps = Steps(report.runs, scale)
 
     rows = [
-        f'<div class="grid"><div class="muted">{_number(len(eventful))} names</div>'
-        f"<div>{_axis(scale)}</div><div></div></div>"
+        f'<div class="grid"><div class="muted">{number(len(eventful))} names</div>'
+        f"<div>{axis(scale)}</div><div></div></div>"
     ]
     ordered = sorted(eventful, key=lambda h: h.domain)
     ordered.sort(key=lambda h: h.periods[-1].start, reverse=True)  # latest change first
@@ -752,14 +239,14 @@ def _timelines(report: VantageReport, scale: _Scale, names: _Names) -> str:
         shown = names.display(h.domain)
         rows.append(
             f'<div class="grid row" data-name="{names.key(h.domain)}">'
-            f"<div>{names.html(h.domain)}</div><div>{_strip(h, steps, shown)}</div>"
+            f"<div>{names.html(h.domain)}</div><div>{strip(h, steps, shown)}</div>"
             f"<div>{_strip_state(h, steps)}</div></div>"
         )
     if quiet:
         listed = ", ".join(names.html(d) for d in quiet)
         noun = "name was" if len(quiet) == 1 else "names were"
         rows.append(
-            f"<details><summary>{_number(len(quiet))} {noun} present on every run</summary>"
+            f"<details><summary>{number(len(quiet))} {noun} present on every run</summary>"
             f'<p class="names">{listed}</p></details>'
         )
     if not eventful:
@@ -768,9 +255,10 @@ def _timelines(report: VantageReport, scale: _Scale, names: _Names) -> str:
 
 
 def _flag_table(report: VantageReport, names: _Names) -> str:
+    present = Verdict.PRESENT
     flagged = sorted(
-        (e for e in report.current.values() if e.current != "present"),
-        key=lambda e: (_order(e.current), e.domain),
+        (e for e in report.current.values() if e.current != present),
+        key=lambda e: (order(e.current), e.domain),
     )
     if not flagged:
         return '<p class="muted">Every watched name is present.</p>'
@@ -825,19 +313,19 @@ def _section(report: VantageReport, link: str | None, names: _Names) -> str:
     if not report.runs:
         return head + '<p class="muted">No dated runs yet.</p></section>'
     first, latest = report.runs[0], report.runs[-1]
-    scale = _Scale.of([r.date for r in report.runs], _PLOT_W)
+    scale = Scale.of([r.date for r in report.runs], PLOT_W)
     event_days = len({e.date for e in report.events})
     summary = (
-        f"<p>{_number(len(report.runs))} runs from {_e(first.date)} to {_e(latest.date)} "
-        f"(latest: commit {commit_link(link, latest.sha)}); {_number(latest.watched)} names "
-        f"watched at the latest run; {_number(len(report.events))} events on "
-        f"{_number(event_days)} days.</p>"
+        f"<p>{number(len(report.runs))} runs from {_e(first.date)} to {_e(latest.date)} "
+        f"(latest: commit {commit_link(link, latest.sha)}); {number(latest.watched)} names "
+        f"watched at the latest run; {number(len(report.events))} events on "
+        f"{number(event_days)} days.</p>"
     )
-    charts = [_chart(report.runs, scale, _layers(report.runs, False), "names by verdict")]
-    flagged_layers = _layers(report.runs, True)
-    if flagged_layers and any(r.counts.get("present") for r in report.runs):
+    charts = [chart(report.runs, scale, layers(report.runs, False), "names by verdict")]
+    flagged_layers = layers(report.runs, True)
+    if flagged_layers and any(r.counts.get(Verdict.PRESENT) for r in report.runs):
         charts.append("<h3>Names not present, on their own scale</h3>")
-        charts.append(_chart(report.runs, scale, flagged_layers, "names not present"))
+        charts.append(chart(report.runs, scale, flagged_layers, "names not present"))
     return (
         head
         + summary
@@ -856,19 +344,19 @@ def _section(report: VantageReport, link: str | None, names: _Names) -> str:
 
 
 def _overview(reports: Sequence[VantageReport], link: str | None) -> str:
-    verdicts = sorted({v for r in reports if r.runs for v in r.runs[-1].counts}, key=_order)
+    verdicts = sorted({v for r in reports if r.runs for v in r.runs[-1].counts}, key=order)
     head = "".join(f'<th class="n">{_badge(v)}</th>' for v in verdicts)
     rows = []
     for r in reports:
         if not r.runs:
             continue
         latest = r.runs[-1]
-        cells = "".join(f'<td class="n">{_number(latest.counts.get(v, 0))}</td>' for v in verdicts)
+        cells = "".join(f'<td class="n">{number(latest.counts.get(v, 0))}</td>' for v in verdicts)
         last_event = r.events[-1].date if r.events else "none"
         rows.append(
             f'<tr><td><a href="#v-{_e(r.vantage)}">{_e(r.vantage)}</a></td>'
             f"<td>{_e(latest.date)}</td><td>{commit_link(link, latest.sha)}</td>"
-            f'<td class="n">{_number(latest.watched)}</td>{cells}<td>{_e(last_event)}</td></tr>'
+            f'<td class="n">{number(latest.watched)}</td>{cells}<td>{_e(last_event)}</td></tr>'
         )
     return (
         '<div class="scroll"><table class="overview"><thead><tr><th>vantage</th>'
@@ -879,8 +367,8 @@ def _overview(reports: Sequence[VantageReport], link: str | None) -> str:
 
 def _badge_css() -> str:
     # Selectors of equal weight: the fallback for unknown verdicts must come first.
-    rules = [f".badge[data-v]{{background:{_OTHER_COLOUR}}}"]
-    rules += [f'.badge[data-v="{v}"]{{background:{c}}}' for v, c in _COLOURS.items()]
+    rules = [f".badge[data-v]{{background:{OTHER_COLOUR}}}"]
+    rules += [f'.badge[data-v="{v}"]{{background:{c}}}' for v, c in COLOURS.items()]
     rules += [f".badge.ev-{k}{{background:{c}}}" for k, c in _EVENT_COLOURS.items()]
     return "\n".join(rules)
 
@@ -915,7 +403,7 @@ def render_html(
         "<title>registry-monitor report</title>"
         f"<style>{css}</style></head>\n<body><main>"
         "<h1>registry-monitor report</h1>"
-        f'<p class="muted">{_number(len(watched))} names watched from {len(reports)} vantage '
+        f'<p class="muted">{number(len(watched))} names watched from {len(reports)} vantage '
         f"point{'s' if len(reports) != 1 else ''}, from the git history of snapshots/ up to "
         f"{built}.</p>"
         f"<nav>{nav}</nav>"

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,9 @@ from typing import Any
 import yaml
 import yaml.resolver
 
-from monitor.errors import MonitorError
+from monitor.errors import SnapshotError
+from monitor.files import write_atomically
+from monitor.vocabulary import SLUG
 
 DOMAINS_FILE = "domains.yaml"
 SHARDS_DIR = "domains"
@@ -38,13 +39,8 @@ WIDE_SHARDS_ABOVE = 250_000
 
 RESERVED_KEYS = ("verdict", "since", "today")
 
-_VANTAGE = re.compile(r"[a-z0-9-]+")
 _PLAIN = re.compile(r"[A-Za-z0-9_.-]+")
 _yaml_resolver = yaml.resolver.Resolver()
-
-
-class SnapshotError(MonitorError):
-    """A snapshot file could not be read or written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +72,7 @@ def shared_statuses(statuses: tuple[tuple[str, str], ...]) -> tuple[tuple[str, s
 
 def snapshot_dir(repo_root: Path, vantage: str) -> Path:
     """Return ``snapshots/<vantage>`` under the repository; the path never comes from DNS data."""
-    if not _VANTAGE.fullmatch(vantage):
+    if not SLUG.fullmatch(vantage):
         raise SnapshotError(f"bad vantage name {vantage!r}: use [a-z0-9-]+")
     return repo_root / "snapshots" / vantage
 
@@ -282,26 +278,14 @@ def render_run(fields: Mapping[str, Any]) -> str:
 
 
 def write_files(directory: Path, files: Mapping[str, str], *, prune: Iterable[str] = ()) -> None:
-    """Write ``files`` (relative path -> text) under ``directory``, each atomically.
+    """Write ``files`` (relative path -> text) under ``directory``, each atomically (UTF-8).
 
-    Each file goes to a temporary file in the same directory, is flushed to disk and renamed over
-    the old one, so a reader (or a crash) sees the old or the new file, never half of one. Paths
-    in ``prune`` that are not in ``files`` are removed afterwards.
+    A reader (or a crash) sees each file old or new, never half of one. Paths in ``prune`` that
+    are not in ``files`` are removed afterwards. Raises OSError.
     """
     directory.mkdir(parents=True, exist_ok=True)
     for relative, text in files.items():
-        target = directory / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        write_atomically(directory / relative, text.encode("utf-8"))
     for relative in prune:
         if relative not in files:
             (directory / relative).unlink(missing_ok=True)

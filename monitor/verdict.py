@@ -9,7 +9,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from monitor.probe import STATUSES, Observation
+from monitor.probe import Observation
+from monitor.vocabulary import STATUSES, ControlJudgement, NationalJudgement, Status, Verdict
 
 
 class State(StrEnum):
@@ -21,43 +22,22 @@ class State(StrEnum):
     TAMPERED = "TAMPERED"
 
 
-class Verdict(StrEnum):
-    """The verdict on one domain for one run (DESIGN.md's table)."""
-
-    PRESENT = "present"
-    MISSING = "missing"
-    FAILING = "failing"
-    TAMPERED = "tampered"
-    PARTIAL = "partial"
-    NATIONAL_ONLY = "national-only"
-    GONE = "gone"
-    UNSTABLE = "unstable"
-    INCONCLUSIVE = "inconclusive"
-
-    @property
-    def conclusive(self) -> bool:
-        """Whether this verdict may raise or clear a flag."""
-        return self not in (Verdict.UNSTABLE, Verdict.INCONCLUSIVE)
-
-
 # Verdicts believed at once; a domain with any other verdict is asked again `confirm` times.
 SETTLED = frozenset({Verdict.PRESENT, Verdict.GONE})
 
-# What a group of resolvers says, once its failed and down members are left out.
-CONTROL_JUDGEMENTS = ("exists", "absent", "unstable", "inconclusive")
-NATIONAL_JUDGEMENTS = ("exists", "absent", "failed", "tampered", "split")
-
-_TABLE: dict[tuple[str, str], Verdict] = {
-    ("exists", "exists"): Verdict.PRESENT,
-    ("exists", "absent"): Verdict.MISSING,
-    ("exists", "failed"): Verdict.FAILING,
-    ("exists", "tampered"): Verdict.TAMPERED,
-    ("exists", "split"): Verdict.PARTIAL,
-    ("absent", "exists"): Verdict.NATIONAL_ONLY,
-    ("absent", "absent"): Verdict.GONE,
-    ("absent", "failed"): Verdict.GONE,
-    ("absent", "tampered"): Verdict.TAMPERED,
-    ("absent", "split"): Verdict.GONE,
+_C, _N = ControlJudgement, NationalJudgement
+# DESIGN.md's table; unstable and inconclusive controls give their own verdict.
+_TABLE: dict[tuple[ControlJudgement, NationalJudgement], Verdict] = {
+    (_C.EXISTS, _N.EXISTS): Verdict.PRESENT,
+    (_C.EXISTS, _N.ABSENT): Verdict.MISSING,
+    (_C.EXISTS, _N.FAILED): Verdict.FAILING,
+    (_C.EXISTS, _N.TAMPERED): Verdict.TAMPERED,
+    (_C.EXISTS, _N.SPLIT): Verdict.PARTIAL,
+    (_C.ABSENT, _N.EXISTS): Verdict.NATIONAL_ONLY,
+    (_C.ABSENT, _N.ABSENT): Verdict.GONE,
+    (_C.ABSENT, _N.FAILED): Verdict.GONE,
+    (_C.ABSENT, _N.TAMPERED): Verdict.TAMPERED,
+    (_C.ABSENT, _N.SPLIT): Verdict.GONE,
 }
 
 # A reply, compacted for a million names: the status's index in STATUSES, plus a flag when an
@@ -65,9 +45,9 @@ _TABLE: dict[tuple[str, str], Verdict] = {
 STATUS_CODE = {status: code for code, status in enumerate(STATUSES)}
 SUSPICIOUS = 0x10
 NOT_ASKED = 0xFF
-_EXISTS_CODES = frozenset({STATUS_CODE["ok"], STATUS_CODE["nodata"]})
-_EXISTS_AUTHORITATIVE = _EXISTS_CODES | {STATUS_CODE["referral"]}
-_NXDOMAIN = STATUS_CODE["nxdomain"]
+_EXISTS_CODES = frozenset({STATUS_CODE[Status.OK], STATUS_CODE[Status.NODATA]})
+_EXISTS_AUTHORITATIVE = _EXISTS_CODES | {STATUS_CODE[Status.REFERRAL]}
+_NXDOMAIN = STATUS_CODE[Status.NXDOMAIN]
 
 
 def code_of(observation: Observation, *, bogons: bool, stub_addresses: Collection[str]) -> int:
@@ -166,40 +146,36 @@ _BOGONS_V6 = _ranges(
 )
 
 
-def judge_controls(states: Sequence[State], min_controls: int) -> str:
+def judge_controls(states: Sequence[State], min_controls: int) -> ControlJudgement:
     """Return the control group's judgement: exists, absent, unstable or inconclusive.
 
     ``states`` holds one entry per control that is up; FAILED ones are left out here.
     """
     answered = [State.EXISTS if s is State.TAMPERED else s for s in states if s is not State.FAILED]
     if len(answered) < min_controls or not answered:
-        return "inconclusive"
-    if all(s is State.EXISTS for s in answered):
-        return "exists"
-    if all(s is State.ABSENT for s in answered):
-        return "absent"
-    return "unstable"
+        return _C.INCONCLUSIVE
+    if len(set(answered)) > 1:
+        return _C.UNSTABLE
+    return _C.EXISTS if answered[0] is State.EXISTS else _C.ABSENT
 
 
-def judge_nationals(states: Sequence[State]) -> str:
+def judge_nationals(states: Sequence[State]) -> NationalJudgement:
     """Return the national group's judgement: exists, absent, failed, tampered or split."""
     answered = [s for s in states if s is not State.FAILED]
     if not answered:
-        return "failed"
+        return _N.FAILED
     if State.TAMPERED in answered:
-        return "tampered"
-    if all(s is State.EXISTS for s in answered):
-        return "exists"
-    if all(s is State.ABSENT for s in answered):
-        return "absent"
-    return "split"
+        return _N.TAMPERED
+    if len(set(answered)) > 1:
+        return _N.SPLIT
+    return _N.EXISTS if answered[0] is State.EXISTS else _N.ABSENT
 
 
-def decide(controls: str, nationals: str) -> Verdict:
+def decide(controls: ControlJudgement, nationals: NationalJudgement) -> Verdict:
     """Return the verdict for a pair of group judgements (DESIGN.md's table)."""
-    if controls == "unstable":
+    if controls == _C.UNSTABLE:
         return Verdict.UNSTABLE
-    if controls == "inconclusive":
+    if controls == _C.INCONCLUSIVE:
         return Verdict.INCONCLUSIVE
     return _TABLE[(controls, nationals)]
 
@@ -262,14 +238,19 @@ def judge(
     return judge_codes(codes, panel, min_controls=min_controls)
 
 
-def most_telling_code(codes: Sequence[int]) -> str:
+def most_telling_code(codes: Sequence[int]) -> Status:
     """Return the status shown in a snapshot line, from a resolver's codes."""
     return most_telling([STATUSES[c & 0x0F] for c in codes if c != NOT_ASKED])
 
 
-def most_telling(statuses: Sequence[str]) -> str:
+# Most telling first; bound once, as the snapshot asks for every name at every resolver.
+_TELLING = (Status.OK, Status.NODATA, Status.NXDOMAIN)
+_ERROR = Status.ERROR
+
+
+def most_telling(statuses: Sequence[Status]) -> Status:
     """Return the status shown for a resolver in a snapshot line, from its per-type statuses."""
-    for wanted in ("ok", "nodata", "nxdomain"):
+    for wanted in _TELLING:
         if wanted in statuses:
             return wanted
-    return statuses[0] if statuses else "error"
+    return statuses[0] if statuses else _ERROR

@@ -10,7 +10,7 @@ from monitor.changes import EVENT_ORDER, Event, advance, commit_message, compare
 from monitor.config import WatchedName
 from monitor.measure import DomainResult
 from monitor.snapshot import Entry
-from monitor.verdict import Verdict
+from monitor.vocabulary import Verdict
 
 RESOLVERS = ["nsdi-a", "google"]
 

@@ -13,10 +13,9 @@ import pytest
 from test_report import VANTAGES, Model, build_model, git, hostile_repo, isolate
 
 from monitor import __version__, gitstore
-from monitor.errors import UsageError
+from monitor.errors import ReportError, UsageError
 from monitor.export import SCHEMA, export_sqlite
-from monitor.history import history
-from monitor.report import ReportError, collect
+from monitor.history import collect, history
 
 MISSING_ON = """
 SELECT domain FROM periods

@@ -31,7 +31,7 @@ import yaml
 from faultproxy import FaultProxy, Faults, loss
 from realdns import DNSLab, Endpoint, MissingBinaryError
 
-from monitor import daily
+import monitor.run
 from monitor.config import Config, load_config_text
 from monitor.lab import Lab, Request, World
 from monitor.measure import Measurement, measure
@@ -446,7 +446,7 @@ def test_nxdomain_rewriting_shows_in_resolvers_yaml_and_check_json(tmp_path: Pat
     with Lab(handlers) as lab:  # type: ignore[arg-type]
         path = lab_config(lab, tmp_path, names)
         config = load_config_text(path.read_text(), path)
-        result = daily.run(config, repo=repo, date="2026-03-01", confirm_spacing=0)
+        result = monitor.run.run(config, repo=repo, date="2026-03-01", confirm_spacing=0)
         checked = cli(path, "check", "--json", cwd=tmp_path)
     resolvers = yaml.safe_load((repo / "snapshots/lab/resolvers.yaml").read_text())
     assert resolvers["nat-a"] == {"group": "national", "health": "nxdomain-rewriting"}

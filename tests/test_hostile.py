@@ -30,24 +30,23 @@ from hypothesis import strategies as st
 
 from monitor.changes import Event, advance, commit_message
 from monitor.config import WatchedName, load_config_text
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, SnapshotError
 from monitor.feed import entries_for, parse_feed, render_feed
 from monitor.history import DomainHistory, Period
 from monitor.lab import Lab, Request, Responder, World, encode
 from monitor.measure import DomainResult, Measurement, ResolverHealth
 from monitor.output import check_table, health_lines, history_csv, measurement_document
-from monitor.probe import STATUSES, Engine, Observation
+from monitor.probe import Engine, Observation
+from monitor.probe.wire import MalformedReply, Question, read_reply
 from monitor.snapshot import (
     DOMAINS_FILE,
-    SnapshotError,
     parse_domains,
     parse_line,
     render_domains,
     shard_name,
     snapshot_dir,
 )
-from monitor.verdict import Verdict
-from monitor.wire import MalformedReply, Question, read_reply
+from monitor.vocabulary import STATUSES, Verdict
 
 PROJECT = Path(__file__).resolve().parent.parent
 ESC = "\x1b"

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from monitor import daily
 from monitor.config import Config, load_config_text
 from monitor.lab import Lab, Request, World
 from monitor.measure import Measurement, Progress, measure
 from monitor.probe import Pacer
-from monitor.verdict import Verdict
+from monitor.run import run
+from monitor.vocabulary import Verdict
 
 NAMES = [f"name{i}.example" for i in range(300)]
 DELETED = NAMES[:5]
@@ -105,9 +105,9 @@ def test_an_economical_run_asks_the_controls_about_what_was_not_present(  # type
     running, _ = lab
     repo = tmp_path / "repo"
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
-    day1 = daily.run(config_for(running, tmp_path), repo=repo, date="2026-03-01")
+    day1 = run(config_for(running, tmp_path), repo=repo, date="2026-03-01")
     config = config_for(running, tmp_path, "strategy: economical")
-    day2 = daily.run(config, repo=repo, date="2026-03-02", confirm_spacing=0)
+    day2 = run(config, repo=repo, date="2026-03-02", confirm_spacing=0)
     assert verdicts(day1.measurement)[NATIONAL_ONLY] == "national-only"
     assert verdicts(day2.measurement)[NATIONAL_ONLY] == "national-only"
     assert day2.events == ()

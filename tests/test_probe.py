@@ -17,11 +17,10 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from monitor import probe
 from monitor.config import Resolver
 from monitor.lab import Delayed, Request, Responder, World
-from monitor.probe import Engine, Observation, Pacer
-from monitor.wire import classify
+from monitor.probe import Engine, Observation, Pacer, bulk
+from monitor.probe.wire import classify
 
 RECORDS = {
     ("example.org", "A"): ["93.184.216.34"],
@@ -264,7 +263,7 @@ def test_answered_queries_are_let_go_at_once(serve: Callable[..., Responder]) ->
     def sink(index: int, observation: Observation) -> None:
         seen.append(observation)
         if len(seen) == len(names) - 1:  # every name answered; the silent one still waits
-            alive.append(sum(isinstance(o, probe._Flight) for o in gc.get_objects()))
+            alive.append(sum(isinstance(o, bulk.Flight) for o in gc.get_objects()))
 
     async def go() -> None:
         res = resolver(responder)
@@ -334,6 +333,40 @@ def test_unreachable_resolver_is_an_error_not_a_crash() -> None:
     assert observation.status == "error" and "connection failed" in (observation.detail or "")
 
 
+def test_udp_sockets_that_cannot_open_end_every_job_as_an_error() -> None:
+    # A link-local IPv6 address needs a scope: connect() refuses it without one, so the UDP
+    # pass cannot open its sockets. Every job must end as an error with the system's reason,
+    # without waiting for timeouts and without counting queries that never left.
+    with (
+        socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock,
+        pytest.raises(OSError) as refused,
+    ):
+        sock.connect(("fe80::1", 53))
+    reason = f"network error: {refused.value.strerror}"
+    res = Resolver("r", "national", "fe80::1", 53, "udp", "recursive", 0, None, None, None)
+
+    async def go() -> tuple[dict[int, Observation], int]:
+        seen: dict[int, Observation] = {}
+        async with Engine([res], timeout=30.0, attempts=3) as engine:
+            await asyncio.wait_for(
+                engine.observe(
+                    ["r"], ["example.org", "example.net"], ("A", "AAAA"), seen.__setitem__
+                ),
+                10,
+            )
+            return seen, engine.sent
+
+    seen, sent = asyncio.run(go())
+    assert sorted(seen) == [0, 1, 2, 3]
+    assert [(o.domain, o.rdtype, o.status, o.detail) for _, o in sorted(seen.items())] == [
+        ("example.org", "A", "error", reason),
+        ("example.org", "AAAA", "error", reason),
+        ("example.net", "A", "error", reason),
+        ("example.net", "AAAA", "error", reason),
+    ]
+    assert sent == 0
+
+
 def udp_resolver(port: int, rate: float = 0) -> Resolver:
     return Resolver("r", "national", "127.0.0.1", port, "udp", "recursive", rate, None, None, None)
 
@@ -350,7 +383,7 @@ def test_a_reply_behind_an_icmp_error_does_not_break_the_pass() -> None:
         async with Engine([udp_resolver(port)], timeout=1.0, attempts=2) as engine:
             client = engine.clients["r"]
             jobs = iter(enumerate([("a.example.org", "A")]))
-            job = probe._UdpPass(client, "127.0.0.1", port, engine.rng, jobs, seen.__setitem__, 10)
+            job = bulk.UdpPass(client, "127.0.0.1", port, engine.rng, jobs, seen.__setitem__, 10)
             job.open()
             running = asyncio.ensure_future(job.run())
             await asyncio.sleep(0)  # the query goes out
@@ -402,7 +435,7 @@ def test_failed_sends_while_paced_keep_one_chain_of_fills() -> None:
         seen: dict[int, Observation] = {}
         async with Engine([udp_resolver(9, rate=100)], timeout=1.0, attempts=3) as engine:
             client = engine.clients["r"]
-            job = probe._UdpPass(
+            job = bulk.UdpPass(
                 client, "127.0.0.1", 9, engine.rng, iter(enumerate(names)), seen.__setitem__, 512
             )
             job.open()

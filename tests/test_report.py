@@ -23,16 +23,11 @@ from pathlib import Path
 import pytest
 
 from monitor import gitstore
+from monitor.changes import derive_events
 from monitor.errors import RepoError, UsageError
-from monitor.history import DomainHistory, Period, history
-from monitor.report import (
-    INDEX,
-    build_site,
-    collect,
-    daily_counts,
-    derive_events,
-    github_base,
-)
+from monitor.history import DomainHistory, Period, collect, daily_counts, history
+from monitor.links import github_base
+from monitor.report import INDEX, build_site
 from monitor.snapshot import Entry, render_domains, render_line, snapshot_dir, write_files
 
 PROJECT = Path(__file__).resolve().parent.parent

@@ -17,11 +17,11 @@ import yaml
 
 import monitor
 from monitor import snapshot
+from monitor.errors import SnapshotError
 from monitor.snapshot import (
     SHARD_ABOVE,
     WIDE_SHARDS_ABOVE,
     Entry,
-    SnapshotError,
     _exchange,
     _fast_entry,
     _parse_yaml,
@@ -507,7 +507,8 @@ def test_write_files_makes_every_missing_directory(tmp_path: Path) -> None:
 def test_each_file_is_written_beside_its_target_then_renamed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A rename is atomic only within one directory; a crash leaves a hidden ``.tmp-`` file."""
+    """A rename is atomic only within one directory; a crash leaves a hidden ``.NAME.*.tmp``
+    file beside its target."""
     renames: list[tuple[Path, Path]] = []
     replace = os.replace
 
@@ -519,7 +520,8 @@ def test_each_file_is_written_beside_its_target_then_renamed(
     write_files(tmp_path, {"domains.yaml": "a\n", "domains/6b.yaml": "b\n"})
     assert [dst for _, dst in renames] == [tmp_path / "domains.yaml", tmp_path / "domains/6b.yaml"]
     for src, dst in renames:
-        assert src.parent == dst.parent and src.name.startswith(".tmp-")
+        assert src.parent == dst.parent
+        assert src.name.startswith(f".{dst.name}.") and src.name.endswith(".tmp")
 
 
 def test_a_failed_write_leaves_no_temporary_file(tmp_path: Path) -> None:

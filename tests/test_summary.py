@@ -10,12 +10,12 @@ import pytest
 
 from monitor.changes import Event, commit_message
 from monitor.config import WatchedName
-from monitor.daily import RunResult
 from monitor.feed import ATOM, entries_for, parse_feed, render_feed
 from monitor.measure import DomainResult, Measurement, ResolverHealth
 from monitor.output import run_summary
+from monitor.run import RunResult
 from monitor.snapshot import Entry
-from monitor.verdict import Verdict
+from monitor.vocabulary import Verdict
 
 DATE = "2026-11-28"
 VANTAGE = "abroad"

@@ -15,7 +15,6 @@ from monitor.verdict import (
     SUSPICIOUS,
     Panel,
     State,
-    Verdict,
     code_of,
     decide,
     is_bogon,
@@ -28,6 +27,7 @@ from monitor.verdict import (
     resolver_state,
     state_of,
 )
+from monitor.vocabulary import Verdict
 
 E, A, F, T = State.EXISTS, State.ABSENT, State.FAILED, State.TAMPERED
 

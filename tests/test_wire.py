@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.wire import MalformedReply, Question, Reading, classify, query_wire, read_reply
+from monitor.probe.wire import MalformedReply, Question, Reading, classify, query_wire, read_reply
 
 QNAME = "www.Example.org."
 

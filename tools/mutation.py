@@ -28,7 +28,7 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "changes": ("monitor/changes.py", ("tests/test_changes.py",)),
     "snapshot": ("monitor/snapshot.py", ("tests/test_snapshot.py",)),
     "names": ("monitor/names.py", ("tests/test_names.py",)),
-    "wire": ("monitor/wire.py", ("tests/test_wire.py",)),
+    "wire": ("monitor/probe/wire.py", ("tests/test_wire.py",)),
 }
 
 

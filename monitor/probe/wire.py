@@ -8,9 +8,10 @@ raises :class:`MalformedReply`, never anything else.
 
 from __future__ import annotations
 
+import functools
 import socket
 import struct
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import dns.exception
 import dns.flags
@@ -19,6 +20,8 @@ import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+
+from monitor.vocabulary import Status
 
 A, NS, CNAME, SOA, AAAA = 1, 2, 5, 6, 28
 CLASS_IN = 1
@@ -31,9 +34,10 @@ _FLAG_QR = 0x8000
 _FLAG_AA = 0x0400
 _FLAG_TC = 0x0200
 _FLAG_RD = 0x0100
-_RCODES = {0: "noerror", 2: "servfail", 3: "nxdomain", 5: "refused"}
 _MAX_CHAIN = 16
 _MAX_POINTERS = 64
+# Big enough for answers with a few dozen addresses, small enough to avoid fragmentation.
+EDNS_PAYLOAD = 1232
 
 
 class MalformedReply(Exception):
@@ -62,15 +66,32 @@ class Question(NamedTuple):
 
 
 class Reading(NamedTuple):
-    """What a reply said: a status, the answers (sorted), a detail, and whether TC was set."""
+    """What a reply said: a status, the answers (sorted), a detail, and whether TC was set.
 
-    status: str
+    A truncated reply says nothing yet: its status is "truncated", never an observation's.
+    """
+
+    status: Status | Literal["truncated"]
     answers: tuple[str, ...] = ()
     detail: str | None = None
     truncated: bool = False
 
 
-def query_wire(question: Question, *, recursion: bool = True, payload: int = 1232) -> bytes:
+# Bound once: the reader runs for every reply (see monitor.vocabulary).
+_OK = Status.OK
+_TRUNCATED = Reading("truncated", truncated=True)
+_NODATA = Reading(Status.NODATA)
+_REFERRAL = Reading(Status.REFERRAL)
+_CNAME_LOOP = Reading(Status.ERROR, detail="CNAME loop")
+# The rcodes read here besides NOERROR; dnspython names the others.
+_FAILED = {
+    2: Reading(Status.SERVFAIL),
+    3: Reading(Status.NXDOMAIN),
+    5: Reading(Status.REFUSED),
+}
+
+
+def query_wire(question: Question, *, recursion: bool = True, payload: int = EDNS_PAYLOAD) -> bytes:
     """Return a query with ID 0 (patch the first two bytes) and an EDNS0 OPT record."""
     return (
         b"\0\0"
@@ -85,7 +106,7 @@ def query_head(*, recursion: bool = True) -> bytes:
     return _HEADER.pack(0, _FLAG_RD if recursion else 0, 1, 0, 0, 1)[2:]
 
 
-def query_tail(rdtype: int, *, payload: int = 1232) -> bytes:
+def query_tail(rdtype: int, *, payload: int = EDNS_PAYLOAD) -> bytes:
     """Return what follows the question name: its type and class, and the EDNS0 OPT record."""
     return _QTAIL.pack(rdtype, CLASS_IN) + b"\0" + struct.pack("!HHIH", 41, payload, 0, 0)
 
@@ -110,16 +131,14 @@ def read_reply(data: bytes, question: Question) -> Reading | None:
     if qtype != question.rdtype or qclass != CLASS_IN:
         return None
     if flags & _FLAG_TC:
-        return Reading("truncated", truncated=True)
+        return _TRUNCATED
     if question.rdtype not in FAST_TYPES:
         return _read_with_dnspython(data, question)
     rcode = flags & 0xF
-    status = _RCODES.get(rcode)
-    if status is None:
+    if rcode:
+        failed = _FAILED.get(rcode)
         # Other rcodes (and extended ones) are rare: dnspython names them.
-        return _read_with_dnspython(data, question)
-    if status != "noerror":
-        return Reading(status)
+        return failed if failed is not None else _read_with_dnspython(data, question)
     try:
         return _read_noerror(data, end + 4, ancount, nscount, flags, question)
     except (IndexError, struct.error) as exc:
@@ -194,12 +213,12 @@ def _read_noerror(
         found = records.get(name)
         if found:
             family = socket.AF_INET if question.rdtype == A else socket.AF_INET6
-            return Reading("ok", tuple(sorted({socket.inet_ntop(family, r) for r in found})))
+            return Reading(_OK, tuple(sorted({socket.inet_ntop(family, r) for r in found})))
         alias = cnames.get(name)
         if alias is None:
             break
         if alias in seen:
-            return Reading("error", detail="CNAME loop")
+            return _CNAME_LOOP
         seen.add(alias)
         name = alias
     if ancount == 0 and not flags & _FLAG_AA and nscount:
@@ -212,8 +231,8 @@ def _read_noerror(
                 raise MalformedReply("record data runs past the end")
             kinds.add(rtype)
         if NS in kinds and SOA not in kinds:
-            return Reading("referral")
-    return Reading("nodata")
+            return _REFERRAL
+    return _NODATA
 
 
 def _read_with_dnspython(data: bytes, question: Question) -> Reading | None:
@@ -228,7 +247,7 @@ def _read_with_dnspython(data: bytes, question: Question) -> Reading | None:
     if q.name != qname or q.rdtype != question.rdtype or q.rdclass != CLASS_IN:
         return None
     if reply.flags & _FLAG_TC:
-        return Reading("truncated", truncated=True)
+        return _TRUNCATED
     try:
         status, answers, detail = classify(reply, qname, question.rdtype)
     except dns.exception.DNSException as exc:
@@ -238,17 +257,17 @@ def _read_with_dnspython(data: bytes, question: Question) -> Reading | None:
 
 def classify(
     reply: dns.message.Message, qname: dns.name.Name, rdtype: int
-) -> tuple[str, tuple[str, ...], str | None]:
+) -> tuple[Status, tuple[str, ...], str | None]:
     """Return (status, answers, detail) for a reply already matched to its question."""
     rcode = reply.rcode()
     if rcode == dns.rcode.NXDOMAIN:
-        return "nxdomain", (), None
+        return Status.NXDOMAIN, (), None
     if rcode == dns.rcode.SERVFAIL:
-        return "servfail", (), None
+        return Status.SERVFAIL, (), None
     if rcode == dns.rcode.REFUSED:
-        return "refused", (), None
+        return Status.REFUSED, (), None
     if rcode != dns.rcode.NOERROR:
-        return "error", (), f"rcode {dns.rcode.to_text(rcode)}"
+        return Status.ERROR, (), f"rcode {dns.rcode.to_text(rcode)}"
     name = qname
     seen = {name}
     for _ in range(_MAX_CHAIN):
@@ -256,13 +275,13 @@ def classify(
             reply.answer, name, dns.rdataclass.IN, dns.rdatatype.RdataType.make(rdtype)
         )
         if rrset:
-            return "ok", tuple(sorted({rr.to_text() for rr in rrset})), None
+            return Status.OK, tuple(sorted({rr.to_text() for rr in rrset})), None
         cname = reply.get_rrset(reply.answer, name, dns.rdataclass.IN, dns.rdatatype.CNAME)
         if not cname or rdtype == dns.rdatatype.CNAME:
             break
         name = cname[0].target
         if name in seen:
-            return "error", (), "CNAME loop"
+            return Status.ERROR, (), "CNAME loop"
         seen.add(name)
     authority = {rrset.rdtype for rrset in reply.authority}
     if (
@@ -271,10 +290,11 @@ def classify(
         and dns.rdatatype.SOA not in authority
         and not reply.flags & dns.flags.AA
     ):
-        return "referral", (), None
-    return "nodata", (), None
+        return Status.REFERRAL, (), None
+    return Status.NODATA, (), None
 
 
+@functools.cache
 def rdtype_code(text: str) -> int:
     """Return the numeric code of a record type name such as ``AAAA``."""
     return int(dns.rdatatype.from_text(text))

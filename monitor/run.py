@@ -1,4 +1,4 @@
-"""The daily run: measure, write the snapshot, compare with the last one, commit (and push)."""
+"""The ``run`` command's core: measure, write the snapshot, compare with the last one, commit."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monitor import __version__, gitstore
-from monitor.changes import ALERTING, Event, advance, commit_message
+from monitor.changes import Event, advance, commit_message
 from monitor.config import Config
 from monitor.errors import InconclusiveRun, UsageError
 from monitor.feed import entries_for, parse_feed, render_feed
@@ -26,7 +26,7 @@ from monitor.snapshot import (
     replace_directory,
     snapshot_dir,
 )
-from monitor.verdict import Verdict
+from monitor.vocabulary import ALERTING, Verdict
 
 
 @dataclass(frozen=True)
@@ -76,12 +76,13 @@ def run(
 ) -> RunResult:
     """Resolve the watchlist, write ``snapshots/<vantage>/``, and commit it with the events.
 
-    Raises UsageError or RepoError before any query when the repository or date cannot work,
-    and InconclusiveRun (nothing written) when too few resolvers are up to judge anything.
+    Raises UsageError or RepoError before any query when the flags, the repository or the date
+    cannot work, and InconclusiveRun (nothing written) when too few resolvers are up to judge
+    anything.
     ``detail`` keeps every answer in the measurement (for ``--json``), at a memory cost.
     """
     if push and not commit:
-        raise UsageError("--push needs a commit; drop --no-commit")
+        raise UsageError("--push and --no-commit cannot be used together")
     date = parse_date(date) if date is not None else today()
     git_repo = gitstore.open_repo(repo)
     root = Path(git_repo.working_tree_dir or ".")
@@ -142,7 +143,7 @@ def _run_fields(
 ) -> dict[str, object]:
     verdicts = Counter(e.verdict for e in entries)
     today = Counter(r.verdict.value for r in measurement.domains)
-    health = Counter(r.health for r in measurement.resolvers)
+    health = Counter(r.health.value for r in measurement.resolvers)
     return {
         "date": date,
         "vantage": config.vantage,
@@ -150,7 +151,7 @@ def _run_fields(
         "names": len(entries),
         "verdicts": {v.value: verdicts[v.value] for v in Verdict if verdicts[v.value]},
         "today": {v.value: today[v.value] for v in Verdict if today[v.value]},
-        "events": dict(Counter(e.event for e in events)),
+        "events": {kind.value: n for kind, n in Counter(e.event for e in events).items()},
         "resolvers": dict(health),
         "queries": measurement.queries,
         "strategy": config.strategy,
