@@ -14,11 +14,11 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -532,16 +532,30 @@ def test_the_same_vantage_from_two_clones_never_lands_out_of_order(
 def test_a_push_that_loses_the_remote_ref_lock_is_retried(
     lab: Vantage, remote: Path, tmp_path: Path
 ) -> None:
-    """Two pushes at the same moment: one holds the remote's ref lock, the other is refused
-    with "failed to update ref" and must try again, as for a remote that moved."""
+    """Another push holds the remote's ref lock when ours arrives: ours is refused with
+    "failed to update ref" and must try again, as for a remote that moved."""
     a = clone(remote, tmp_path / "a")
     lock = remote / "refs" / "heads" / "main.lock"
     lock.write_text("")  # another push is updating main right now
-    releaser = threading.Timer(2.0, lock.unlink)
-    releaser.start()
-    try:
-        done = run(lab.configs["lab"], a, DAY1, "--push")
-    finally:
-        releaser.join()
+    attempts = tmp_path / "attempts"
+    hook = remote / "hooks" / "pre-receive"
+    # receive-pack runs pre-receive before it takes the ref lock. The other push is over by
+    # the time ours comes again: its lock goes before our second attempt updates main.
+    hook.write_text(
+        "#!/bin/sh\n"
+        f'if [ -s "{attempts}" ]; then rm -f "{lock}"; fi\n'
+        f'if [ -e "{lock}" ]; then echo locked; else echo free; fi >> "{attempts}"\n'
+    )
+    hook.chmod(0o755)
+    trace = tmp_path / "packets"
+    argv = monitor_argv(lab.configs["lab"], "run", "--repo", str(a), "--date", DAY1, "--push")
+    env = {**environment(a), "GIT_TRACE_PACKET": str(trace)}  # what each side said, both ways
+    done = subprocess.run(argv, cwd=a, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+    assert attempts.read_text().split() == ["locked", "free"]
+    # The remote's answer to each push, as the pushing git read it.
+    answers = re.findall(r"push< (ok|ng) refs/heads/main(.*)", trace.read_text())
+    assert answers == [("ng", " failed to update ref"), ("ok", "")], answers
     assert remote_log(remote, "lab") == [DAY1]
+    assert git(remote, "rev-parse", "main") == git(a, "rev-parse", "HEAD")
+    assert not lock.exists()
