@@ -19,6 +19,7 @@ __all__ = [
     "FALLBACK_EMAIL",
     "FALLBACK_NAME",
     "SnapshotCommit",
+    "check_unlocked",
     "commit_directory",
     "head_snapshot",
     "is_pushed",
@@ -339,6 +340,28 @@ def is_pushed(repo: git.Repo, rev: str = "HEAD") -> bool:
 
 
 # --------------------------------------------------------------------------- committing
+
+
+def check_unlocked(repo: git.Repo) -> None:
+    """Raise RepoError when the lock file of the index, HEAD or the current branch exists.
+
+    A git killed while it held one (kill -9, a runner's timeout) leaves the file behind, and
+    git then refuses to update what it locks until a person removes it: only a person can tell
+    it from the lock of a git that is running. A run checks this before it sends any query,
+    so that it stops at once and changes nothing, rather than failing after the snapshot.
+    """
+    names = ["index.lock", "HEAD.lock"]
+    branch = _run(repo, "symbolic-ref", "--quiet", "HEAD")
+    if branch.status == 0:
+        names.append(branch.stdout.strip() + ".lock")
+    args = [arg for name in names for arg in ("--git-path", name)]
+    paths = _check(repo, "rev-parse", *args, what="git rev-parse").splitlines()
+    for path in (_work_tree(repo) / p for p in paths):
+        if path.exists():
+            raise RepoError(
+                f"{path} exists: a git process is running in this repository, or one was "
+                "killed and left its lock behind; remove the file if no git is running"
+            )
 
 
 def commit_directory(

@@ -85,6 +85,8 @@ def run(
         raise UsageError("--push and --no-commit cannot be used together")
     date = parse_date(date) if date is not None else today()
     git_repo = gitstore.open_repo(repo)
+    if commit:
+        gitstore.check_unlocked(git_repo)
     root = Path(git_repo.working_tree_dir or ".")
     directory = snapshot_dir(root, config.vantage)
     relative = directory.relative_to(root).as_posix()

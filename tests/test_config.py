@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.config import (
+    DEFAULT_PORTS,
     ECONOMICAL_ABOVE,
     Config,
     Resolver,
@@ -828,14 +831,62 @@ def outcome(text: str) -> Config | ConfigError:
     try:
         return load_config_text(text, CFG)
     except ConfigError as e:
-        assert e.file is not None
         return e
 
 
+def check_error(error: ConfigError, text: str) -> None:
+    """A ConfigError opens with the file, then a line of the text (when it names one), and
+    says why on that one line."""
+    assert error.file == str(CFG)
+    assert error.line is None or 1 <= error.line <= text.count("\n") + 1, (error.line, text)
+    where = str(CFG) if error.line is None else f"{CFG}:{error.line}"
+    assert str(error).startswith(f"{where}: "), str(error)
+    assert error.detail.strip() and "\n" not in str(error), str(error)
+
+
+def check_config(config: Config, given: dict[str, Any]) -> None:
+    """A Config holds what the settings it was read from say, and the defaults for the rest."""
+    assert config.path == CFG
+    assert config.vantage == given.get("vantage", "default")
+    for key, default in (("timeout", 2.0), ("attempts", 3), ("confirm", 2), ("bogons", True)):
+        assert getattr(config, key) == given.get(key, default), key
+    assert config.min_controls == given.get("min_controls", 1) <= len(config.control)
+    assert len(config.record_types) == len(given.get("record_types", ["A", "AAAA"]))
+    assert len(config.canaries) == len(given.get("canaries", ["example.com"]))
+    assert config.stub_addresses == {
+        str(ipaddress.ip_address(a)) for a in given.get("stub_addresses", [])
+    }
+    for group, resolvers in (("national", config.national), ("control", config.control)):
+        listed = given["resolvers"][group]
+        assert [r.name for r in resolvers] == [r["name"] for r in listed]
+        for resolver, entry in zip(resolvers, listed, strict=True):
+            assert resolver.transport == entry.get("transport", "udp")
+            assert resolver.mode == entry.get("mode", "recursive")
+            assert resolver.rate == entry.get("rate", 500)
+            assert resolver.url == entry.get("url")
+            if "address" in entry:
+                assert resolver.address == str(ipaddress.ip_address(entry["address"]))
+            if "port" in entry:
+                assert resolver.port == entry["port"]
+            elif "url" not in entry:
+                assert resolver.port == DEFAULT_PORTS[resolver.transport]
+    if not given.get("watchlist_files"):
+        watched = given.get("watchlist") or []
+        assert len(config.watchlist) == len(watched)
+        for name, item in zip(config.watchlist, watched, strict=True):
+            assert name.label == (item.get("label") if isinstance(item, dict) else None)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from(TOKENS), max_size=60).map("".join))
-def test_yamlish_text_gives_config_or_config_error(text: str) -> None:
-    assert isinstance(outcome(text), Config | ConfigError)
+@given(st.sampled_from(["", BASE]), st.lists(st.sampled_from(TOKENS), max_size=60).map("".join))
+def test_yamlish_text_gives_config_or_config_error(start: str, tokens: str) -> None:
+    """Token soup alone, or after a valid config."""
+    text = start + tokens
+    result = outcome(text)
+    if isinstance(result, ConfigError):
+        check_error(result, text)
+    else:
+        check_config(result, yaml.safe_load(text))
 
 
 RESOLVER_KEYS = st.sampled_from(
@@ -848,9 +899,13 @@ SOME_VALUE = st.sampled_from(
 )
 
 
+# Values a setting could hold, so that some changes keep the config valid.
+PLAUSIBLE = st.integers(0, 12) | st.floats(0, 70) | st.booleans() | st.sampled_from(["full", "x"])
+
+
 @settings(max_examples=300, deadline=None)
 @given(
-    st.dictionaries(KEYS, VALUES, max_size=3),
+    st.dictionaries(KEYS, PLAUSIBLE | VALUES, max_size=3),
     st.none() | st.dictionaries(RESOLVER_KEYS, SOME_VALUE | VALUES, max_size=9),
 )
 def test_random_settings_over_a_valid_base_give_config_or_config_error(
@@ -861,4 +916,84 @@ def test_random_settings_over_a_valid_base_give_config_or_config_error(
         settings_["resolvers"]["control"].append(extra_resolver)
     settings_.update(changes)
     text = yaml.safe_dump(settings_, allow_unicode=True)
-    assert isinstance(outcome(text), Config | ConfigError)
+    result = outcome(text)
+    if isinstance(result, Config):
+        check_config(result, yaml.safe_load(text))  # what the file says (a dump can lose a NEL)
+        return
+    check_error(result, text)
+    # The key named is one of the settings, and the line is within that setting's lines
+    # (safe_dump writes each top-level key at the start of a line, in sorted order).
+    assert result.key is not None and result.line is not None, str(result)
+    top = re.split(r"[.\[]", result.key)[0]
+    assert top in settings_, str(result)
+    starts = [i + 1 for i, ln in enumerate(text.splitlines()) if re.match(r"[a-z_]+:", ln)]
+    first = starts[sorted(settings_).index(top)]
+    following = [n for n in starts if n > first]
+    assert first <= result.line < (following[0] if following else text.count("\n") + 2), (
+        str(result),
+        text,
+    )
+
+
+WATCHED = ["youtube.com", "bbc.com", "кремль.рф", "xn--80ak6aa92e.com", "dw.com", "a.example"]
+
+
+@st.composite
+def resolver_entry(draw: st.DrawFn, name: str) -> dict[str, Any]:
+    transport = draw(st.sampled_from(["udp", "tcp", "dot", "doh", None]))
+    entry: dict[str, Any] = {"name": name}
+    if transport is not None:
+        entry["transport"] = transport
+    if transport == "doh":
+        entry["url"] = draw(st.sampled_from(["https://x.example/q", "https://x.example:8443/q"]))
+    if transport != "doh" or draw(st.booleans()):
+        entry["address"] = draw(st.sampled_from(["192.0.2.9", "2001:DB8::9", "127.0.0.1"]))
+    if "url" not in entry and draw(st.booleans()):
+        entry["port"] = draw(st.integers(1, 65535))
+    if draw(st.booleans()):
+        entry["mode"] = draw(st.sampled_from(["recursive", "authoritative"]))
+    if draw(st.booleans()):
+        entry["rate"] = draw(st.integers(0, 2000) | st.floats(0, 2000))
+    return entry
+
+
+@st.composite
+def valid_settings(draw: st.DrawFn) -> dict[str, Any]:
+    national = [draw(resolver_entry(f"nat-{i}")) for i in range(draw(st.integers(1, 3)))]
+    control = [draw(resolver_entry(f"ctl-{i}")) for i in range(draw(st.integers(1, 3)))]
+    names = draw(st.lists(st.sampled_from(WATCHED), min_size=1, unique=True))
+    watchlist = [
+        {"domain": n, "label": draw(st.text(min_size=1, max_size=8).filter(str.strip))}
+        if draw(st.booleans())
+        else n
+        for n in names
+    ]
+    optional = {
+        "vantage": st.from_regex(r"[a-z0-9-]{1,12}", fullmatch=True),
+        "timeout": st.integers(1, 60) | st.floats(0.001, 60),
+        "attempts": st.integers(1, 10),
+        "confirm": st.integers(0, 10),
+        "min_controls": st.integers(1, len(control)),
+        "bogons": st.booleans(),
+        "record_types": st.lists(
+            st.sampled_from(["A", "AAAA", "txt", "MX", "NS"]), min_size=1, unique_by=str.upper
+        ),
+        "canaries": st.lists(st.sampled_from(WATCHED), min_size=1, unique=True),
+        "stub_addresses": st.lists(st.sampled_from(["192.0.2.1", "2001:db8::1", "2001:DB8:0::1"])),
+        "strategy": st.sampled_from(["full", "economical"]),
+    }
+    chosen = draw(st.fixed_dictionaries({}, optional=optional))
+    return {
+        **chosen,
+        "resolvers": {"national": national, "control": control},
+        "watchlist": watchlist,
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(valid_settings())
+def test_valid_settings_give_the_config_they_say(given_settings: dict[str, Any]) -> None:
+    text = yaml.safe_dump(given_settings, allow_unicode=True)
+    config = load_config_text(text, CFG)
+    check_config(config, yaml.safe_load(text))  # what the file says (a dump can lose a NEL)
+    assert config.strategy == given_settings.get("strategy", "full")

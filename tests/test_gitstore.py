@@ -185,6 +185,29 @@ def test_a_directory_deleted_from_the_work_tree_is_deleted_in_the_commit(tmp_pat
     assert status(root) == []
 
 
+@pytest.mark.parametrize("lock", ["index.lock", "HEAD.lock", "refs/heads/day.lock"])
+def test_a_lock_file_left_by_a_killed_git_is_named(tmp_path: Path, lock: str) -> None:
+    """Git's lock on the index, HEAD or the branch a commit moves: left by a git that was
+    killed (tests/test_crash.py kills real ones), or held by one that is running."""
+    root = init(tmp_path / "repo")
+    git(root, "checkout", "-q", "-b", "day")
+    snapshot(root, "default", "2026-11-27", {"domains.yaml": "a\n"})
+    repo = gitstore.open_repo(root)
+    gitstore.check_unlocked(repo)
+    (root / ".git" / "refs" / "heads" / "main.lock").write_text("")  # not the branch HEAD is on
+    gitstore.check_unlocked(repo)
+    path = Path(repo.git_dir) / lock
+    path.write_text("")
+    with pytest.raises(RepoError) as caught:
+        gitstore.check_unlocked(repo)
+    assert str(caught.value) == (
+        f"{path} exists: a git process is running in this repository, or one was killed and "
+        "left its lock behind; remove the file if no git is running"
+    )
+    path.unlink()
+    gitstore.check_unlocked(repo)
+
+
 def test_commit_falls_back_to_the_registry_monitor_identity(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

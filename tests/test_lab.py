@@ -319,11 +319,13 @@ def _slow_world(delay: float) -> Handler:
 
 
 def test_delayed_reply_does_not_block_udp() -> None:
+    # The fast query comes second and is answered first: the responder went on serving while
+    # the slow reply waited (a second is ample time for the fast one, however loaded).
     with (
-        Responder(_slow_world(0.5)) as responder,
+        Responder(_slow_world(1.0)) as responder,
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s,
     ):
-        s.settimeout(TIMEOUT)
+        s.settimeout(TIMEOUT + 1.0)
         target = (responder.address, responder.port)
         slow = dns.message.make_query("bbc.com", "A")
         fast = dns.message.make_query("dw.com", "A")
@@ -332,14 +334,13 @@ def test_delayed_reply_does_not_block_udp() -> None:
         dns.query.send_udp(s, fast, target)
         first = dns.message.from_wire(s.recvfrom(65535)[0])
         assert first.id == fast.id
-        assert time.monotonic() - started < 0.4
         second = dns.message.from_wire(s.recvfrom(65535)[0])
         assert second.id == slow.id
-        assert time.monotonic() - started >= 0.45
+        assert time.monotonic() - started >= 0.95  # not before its delay
 
 
 def test_delayed_reply_comes_out_of_order_over_tcp() -> None:
-    with Responder(_slow_world(0.3)) as responder, _tcp_socket(responder) as s:
+    with Responder(_slow_world(1.0)) as responder, _tcp_socket(responder) as s:
         slow = dns.message.make_query("bbc.com", "A")
         fast = dns.message.make_query("dw.com", "A")
         expiration = time.time() + TIMEOUT
@@ -398,7 +399,7 @@ def test_five_responders_start_and_stop_quickly_leaving_nothing() -> None:
         assert len(ports) == 5
         for name in names:
             assert texts(query(lab[name], "dw.com", "A", "udp")) == ["dw.com A 18.66.102.28"]
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5.0  # no start or stop waited out its 5 s timeout
     assert threading.active_count() == threads
     assert _open_fds() == fds
 

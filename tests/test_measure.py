@@ -165,23 +165,29 @@ def test_a_resolver_whose_upstream_failed_for_a_moment_stays_up(tmp_path: Path) 
 
     handlers = {"nat-a": base, "nat-b": flapping, "ctl-a": base, "ctl-b": base}
     with Lab(handlers) as running:  # type: ignore[arg-type]
-        m = measure(config_for(running, tmp_path, names=NAMES[:10], timeout=0.5), confirm_spacing=0)
+        m = measure(config_for(running, tmp_path, names=NAMES[:10], timeout=1.0), confirm_spacing=0)
     assert {r.name: r.health for r in m.resolvers} == dict.fromkeys(handlers, "up")
     assert set(verdicts(m).values()) == {"present"}
     # the SERVFAIL, the second round, the canary after the main pass
     assert len(asked) == 3
-    assert asked[1] - asked[0] >= 0.45
+    # The second round waited out the 1 s timeout, not a moment (half of it is the margin for
+    # a loaded machine noting the first query late).
+    assert asked[1] - asked[0] >= 0.5
 
 
 def test_every_national_down_is_inconclusive(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     running, worlds = lab
     for name in ("nat-a", "nat-b"):
         worlds[name].update(drop=["."])
-    started = time.monotonic()
     m = measure(config_for(running, tmp_path, timeout=0.3), confirm_spacing=0)
     assert m.inconclusive == "every national resolver is down (no canary answered)"
     assert m.domains == ()
-    assert time.monotonic() - started < 3  # the canaries alone, not names x attempts x timeout
+    # The canaries alone: no resolver was asked about a watchlist name.
+    asked = {
+        q.qname for name in ("nat-a", "nat-b", "ctl-a", "ctl-b") for q in running[name].queries
+    }
+    assert "example.com" in asked
+    assert not asked & {*NAMES, NATIONAL_ONLY}, sorted(asked & {*NAMES, NATIONAL_ONLY})[:5]
 
 
 def test_a_flapping_answer_is_unstable(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import dns.flags
 import dns.message
@@ -137,13 +139,16 @@ def test_silence_gives_timeout_after_every_attempt(serve: Callable[..., Responde
     observation = one(resolver(responder), "example.org", timeout=0.2, attempts=3)
     assert observation.status == "timeout"
     assert len(responder.queries) == 3
-    assert 0.55 < time.monotonic() - started < 2.0
+    # Three timeouts of 0.2 s cannot pass sooner (a loaded machine only makes them longer),
+    # and took far less than three of the default 2 s.
+    assert 0.55 < time.monotonic() - started < 6.0
 
 
 def test_a_late_reply_within_the_timeout_is_taken(serve: Callable[..., Responder]) -> None:
     world = World(RECORDS)
     responder = serve(lambda request: Delayed(0.15, world(request)))
-    assert one(resolver(responder), "example.org", timeout=0.5).status == "ok"
+    assert one(resolver(responder), "example.org", timeout=5.0).status == "ok"
+    assert len(responder.queries) == 1  # taken when it came, not after a second attempt
 
 
 def test_malformed_reply_is_an_error_with_detail(serve: Callable[..., Responder]) -> None:
@@ -226,14 +231,47 @@ def test_referral_and_authoritative_mode(serve: Callable[..., Responder]) -> Non
     assert seen == [False, True]
 
 
-def test_many_queries_are_in_flight_at_once(serve: Callable[..., Responder]) -> None:
-    world = World(RECORDS)
-    responder = serve(lambda request: Delayed(0.3, world(request)))
+def observe_within(res: Resolver, names: list[str], rdtypes: tuple[str, ...]) -> list[Observation]:
+    """Observe as `ask` does, with a long timeout and one attempt, failing after 30 s."""
+
+    async def go() -> list[Observation]:
+        seen: dict[int, Observation] = {}
+        async with Engine([res], timeout=20.0, attempts=1) as engine:
+            await asyncio.wait_for(engine.observe([res.name], names, rdtypes, seen.__setitem__), 30)
+        return [seen[i] for i in sorted(seen)]
+
+    return asyncio.run(go())
+
+
+def test_many_queries_are_in_flight_at_once() -> None:
+    # The server answers nothing until every query has come: an engine that waited for each
+    # answer before it sent the next query would get none.
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    server.settimeout(30)
     names = [f"n{i}.example.org" for i in range(200)]
-    started = time.monotonic()
-    observations = ask(resolver(responder), names, timeout=2.0)
+    held: dict[str, tuple[dns.message.Message, tuple[str, int]]] = {}
+
+    def hold_then_answer() -> None:
+        with contextlib.suppress(OSError):
+            while len(held) < len(names):
+                wire, peer = server.recvfrom(2000)
+                query = dns.message.from_wire(wire)
+                held[query.question[0].name.to_text()] = (query, peer)
+            for query, peer in held.values():
+                reply = dns.message.make_response(query)
+                reply.set_rcode(dns.rcode.NXDOMAIN)
+                server.sendto(reply.to_wire(), peer)
+
+    thread = threading.Thread(target=hold_then_answer, daemon=True)
+    thread.start()
+    try:
+        observations = observe_within(udp_resolver(server.getsockname()[1]), names, ("A",))
+    finally:
+        server.close()
+        thread.join(5)
+    assert len(held) == 200
     assert len(observations) == 200 and {o.status for o in observations} == {"nxdomain"}
-    assert time.monotonic() - started < 1.5  # not 200 x 0.3 s one after another
 
 
 def test_udp_queries_leave_from_several_source_ports(serve: Callable[..., Responder]) -> None:
@@ -277,15 +315,47 @@ def test_answered_queries_are_let_go_at_once(serve: Callable[..., Responder]) ->
     assert alive and alive[0] <= 2
 
 
-def test_tcp_pipelines_on_one_connection(serve: Callable[..., Responder]) -> None:
+def test_tcp_pipelines_on_one_connection() -> None:
+    # The server reads the first connection only, and answers nothing until every query has
+    # come on it: queries sent one after another's answer, or over a second connection, would
+    # get none.
     world = World(RECORDS)
-    responder = serve(lambda request: Delayed(0.2, world(request)))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(30)
     names = ["example.org", "alias.example.org"] * 10
-    started = time.monotonic()
-    observations = ask(resolver(responder, "tcp"), names, ("A", "AAAA"), timeout=2.0)
+    held: list[Request] = []
+
+    def hold_then_answer() -> None:
+        with contextlib.suppress(OSError):
+            conn, peer = listener.accept()
+            with conn, conn.makefile("rb") as stream:
+                while len(held) < 2 * len(names) and len(head := stream.read(2)) == 2:
+                    wire = stream.read(int.from_bytes(head, "big"))
+                    held.append(Request(dns.message.from_wire(wire), wire, "tcp", peer))
+                for request in held:
+                    reply = world(request)
+                    assert isinstance(reply, dns.message.Message)
+                    conn.sendall(reply.to_wire(prepend_length=True))
+                while stream.read(2):  # until the client closes
+                    pass
+
+    thread = threading.Thread(target=hold_then_answer, daemon=True)
+    thread.start()
+    port = listener.getsockname()[1]
+    tcp = Resolver("r", "national", "127.0.0.1", port, "tcp", "recursive", 0, None, None, None)
+    try:
+        observations = observe_within(tcp, names, ("A", "AAAA"))
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # no second connection waits
+    finally:
+        listener.close()
+        thread.join(5)
+    assert len(held) == 40
     assert len(observations) == 40
     assert [o.status for o in observations[:4]] == ["ok", "nodata", "ok", "nodata"]
-    assert time.monotonic() - started < 1.5
 
 
 def test_pacer_spaces_sends_to_the_rate(serve: Callable[..., Responder]) -> None:
@@ -297,14 +367,28 @@ def test_pacer_spaces_sends_to_the_rate(serve: Callable[..., Responder]) -> None
 
 
 def test_pacer_without_rate_does_not_wait() -> None:
-    async def go() -> float:
+    # Not even for one turn of the event loop: a task that counts the turns counts none.
+    async def go() -> int:
         pacer = Pacer(0)
-        started = time.monotonic()
+        assert not pacer.paced
+        turns = 0
+
+        async def count() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        counter = asyncio.ensure_future(count())
+        await asyncio.sleep(0)
+        before = turns
         for _ in range(1000):
             await pacer.wait()
-        return time.monotonic() - started
+        waited = turns - before
+        counter.cancel()
+        return waited
 
-    assert asyncio.run(go()) < 0.1
+    assert asyncio.run(go()) == 0
 
 
 def test_classify_cname_loop_and_answers_for_other_names() -> None:
@@ -324,10 +408,10 @@ def test_unreachable_resolver_is_an_error_not_a_crash() -> None:
     # Nothing listens on port 9: the kernel's ICMP refusal fails the attempts at once.
     res = Resolver("r", "national", "127.0.0.1", 9, "udp", "recursive", 0, None, None, None)
     started = time.monotonic()
-    observations = ask(res, ["example.org", "example.net"], timeout=5.0, attempts=2)
+    observations = ask(res, ["example.org", "example.net"], timeout=30.0, attempts=2)
     assert [o.status for o in observations] == ["error", "error"]
     assert all(o.detail == "network error: Connection refused" for o in observations)
-    assert time.monotonic() - started < 2.5  # not the 5 s timeout
+    assert time.monotonic() - started < 30.0  # before the first attempt's timeout could fire
     res_tcp = Resolver("r", "national", "127.0.0.1", 9, "tcp", "recursive", 0, None, None, None)
     observation = one(res_tcp, "example.org", timeout=0.2, attempts=1)
     assert observation.status == "error" and "connection failed" in (observation.detail or "")
@@ -473,6 +557,12 @@ def _answer_over_tcp(conn: socket.socket, arrivals: list[float]) -> None:
             conn.sendall(len(wire).to_bytes(2, "big") + wire)
 
 
+def _syn_sent_to(port: int) -> bool:
+    """Whether a socket here is sending its SYN to ``port`` on 127.0.0.1 (state SYN_SENT)."""
+    rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    return any(row[2] == f"0100007F:{port:04X}" and row[3] == "02" for row in rows)
+
+
 def test_queries_paced_while_a_connection_opens_keep_the_rate() -> None:
     # A listener whose accept queue (backlog 0) is held by another connection drops the
     # client's SYN; the kernel sends it again a second later, and the connection opens then.
@@ -485,7 +575,11 @@ def test_queries_paced_while_a_connection_opens_keep_the_rate() -> None:
     arrivals: list[float] = []
 
     def serve() -> None:
-        time.sleep(0.3)  # the client's first SYN has been dropped by now
+        deadline = time.monotonic() + 30
+        while not _syn_sent_to(port) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        # Loopback handles (drops) the SYN within the connect() that sent it; this is margin.
+        time.sleep(0.1)
         listener.accept()[0].close()  # the filler
         conn, _ = listener.accept()
         _answer_over_tcp(conn, arrivals)
@@ -513,5 +607,8 @@ def test_queries_paced_while_a_connection_opens_keep_the_rate() -> None:
         server.join(5)
     assert [o.status for o in seen] == ["ok"] * len(names)
     assert arrivals[0] - started > 0.9  # the connection did open late
+    # Arrivals are noted by a thread a loaded machine can hold up, which bunches them; the
+    # paced queries leaving at once when the connection opens would put twice the rate into
+    # its first second.
     worst = max(sum(1 for t in arrivals if s <= t < s + 1.0) for s in arrivals)
-    assert worst <= rate, worst
+    assert worst <= rate * 3 // 2, worst
