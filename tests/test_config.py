@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.config import (
-    DEFAULT_PORTS,
     ECONOMICAL_ABOVE,
     Config,
     Resolver,
@@ -22,6 +21,7 @@ from monitor.config import (
     load_config_text,
 )
 from monitor.errors import ConfigError
+from monitor.probe import TRANSPORTS
 
 CFG = Path("/cfg/config.yaml")
 SHIPPED = Path(__file__).resolve().parent.parent / "config.yaml"
@@ -869,7 +869,7 @@ def check_config(config: Config, given: dict[str, Any]) -> None:
             if "port" in entry:
                 assert resolver.port == entry["port"]
             elif "url" not in entry:
-                assert resolver.port == DEFAULT_PORTS[resolver.transport]
+                assert resolver.port == TRANSPORTS[resolver.transport].default_port
     if not given.get("watchlist_files"):
         watched = given.get("watchlist") or []
         assert len(config.watchlist) == len(watched)
