@@ -7,7 +7,6 @@ import encodings.idna
 import ipaddress
 import re
 import unicodedata
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,6 +23,9 @@ _DOTS = ("\u3002", "\uff0e", "\uff61")
 _LDH_ = re.compile(r"[a-z0-9_-]+")
 _DIGITS_AND_DOTS = re.compile(r"[0-9.]+")
 _COMMENT = re.compile(r"(^|\s)#.*")
+# The first line that is not blank, up to its "\n" (\s is what str.strip strips), found
+# without splitting the file: the reader splits it once, and it may hold a million lines.
+_FIRST_LINE = re.compile(r"\s*([^\n]*)")
 _PLAIN_LABEL = r"(?!xn--)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _PLAIN_NAME = re.compile(rf"{_PLAIN_LABEL}(?:\.{_PLAIN_LABEL})*\.?")
 _MAX_NAME = 253
@@ -191,21 +193,10 @@ def read_watchlist_file(path: Path) -> list[tuple[int, str]]:
     line that cannot be parsed.
     """
     text = path.read_text(encoding="utf-8-sig")
-    first = next((line.strip() for line in _lines(text) if line.strip()), "")
+    first = _FIRST_LINE.match(text)[1].strip()  # type: ignore[index]  # it matches anything
     if first.lower() == CITIZEN_LAB_HEADER:
         return _read_citizen_lab(text)
     return _read_plain(text)
-
-
-def _lines(text: str) -> Iterator[str]:
-    """Yield the lines of ``text`` one at a time (no list of a million lines)."""
-    start = 0
-    while start < len(text):
-        end = text.find("\n", start)
-        if end < 0:
-            end = len(text)
-        yield text[start:end]
-        start = end + 1
 
 
 def _read_plain(text: str) -> list[tuple[int, str]]:

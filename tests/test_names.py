@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.names import (
+    CITIZEN_LAB_HEADER,
     WatchlistFileError,
     host_from_url,
     read_watchlist_file,
@@ -31,6 +32,15 @@ from monitor.names import (
         # An IDNA 2008 A-label IDNA 2003 cannot round-trip is still accepted as written.
         ("xn--fa-hia.de", "xn--fa-hia.de", "faß.de"),
         ("ｅｘａｍｐｌｅ。com", "example.com", "example.com"),
+        # The ideographic, full-width and half-width ideographic full stops are dots.
+        ("example\u3002com", "example.com", "example.com"),
+        ("example\uff0ecom", "example.com", "example.com"),
+        ("example\uff61com", "example.com", "example.com"),
+        ("кремль\uff0eрф\u3002", "xn--e1ajeds9e.xn--p1ai", "кремль.рф"),
+        # The IDNA 2008 A-labels of names with ς, ZWNJ and ZWJ, which IDNA 2003 maps away.
+        ("xn--3xab.gr", "xn--3xab.gr", "σς.gr"),
+        ("xn--mgba3gch31f060k.com", "xn--mgba3gch31f060k.com", "نامه\u200cای.com"),
+        ("XN--10CL1A0B660P.lk", "xn--10cl1a0b660p.lk", "ශ්\u200dරී.lk"),
         ("_dmarc.example.com", "_dmarc.example.com", "_dmarc.example.com"),
         (
             "r3---sn-abc.googlevideo.com",
@@ -42,6 +52,12 @@ from monitor.names import (
         ("a" * 63 + ".com", "a" * 63 + ".com", "a" * 63 + ".com"),
         (
             ".".join(["a" * 63] * 3) + "." + "b" * 61,
+            ".".join(["a" * 63] * 3) + "." + "b" * 61,
+            None,
+        ),
+        # 253 octets again, in capitals: not the plain lowercase fast case.
+        (
+            ".".join(["A" * 63] * 3) + "." + "B" * 61,
             ".".join(["a" * 63] * 3) + "." + "b" * 61,
             None,
         ),
@@ -82,12 +98,29 @@ def test_to_alabel_accepts(text: str, alabel: str, display: str | None) -> None:
         ("aא.com", "label 'aא' is not valid IDNA (Violation of BIDI requirement 2)"),
         ("a" * 64 + ".com", "label longer than 63 octets"),
         ("ü" * 64 + ".com", "label longer than 63 octets"),
-        (".".join(["a" * 63] * 4), "name longer than 253 octets"),
+        # Invalid and 63 octets as an A-label: the reason is what is wrong, not the length.
         (
-            "faß.de",
-            "contains ß, which IDNA 2003 and 2008 encode differently: "
-            "write the name's A-label (xn--...)",
+            "a" * 54 + "א.com",
+            f"label '{'a' * 54}א' is not valid IDNA (Violation of BIDI requirement 2)",
         ),
+        ("a" * 55 + "א.com", "label longer than 63 octets"),
+        (".".join(["a" * 63] * 4), "name longer than 253 octets"),
+        (".".join(["A" * 63] * 3) + "." + "B" * 62, "name longer than 253 octets"),
+        ("\u3002", "empty name"),
+        ("example\uff0e\uff61com", "empty label"),
+        *[
+            (
+                text,
+                f"contains {shown}, which IDNA 2003 and 2008 encode differently: "
+                "write the name's A-label (xn--...)",
+            )
+            for text, shown in [
+                ("faß.de", "ß"),
+                ("σς.gr", "ς"),
+                ("نامه\u200cای.com", "ZWNJ"),
+                ("ශ්\u200dරී.lk", "ZWJ"),
+            ]
+        ],
     ],
 )
 def test_to_alabel_refuses(text: str, reason: str) -> None:
@@ -174,10 +207,34 @@ https://кремль.рф/,GOVT,Government,2020-01-01,,
             "\ufeff" + CITIZEN_LAB,
             [(2, "www.bbc.com"), (4, "meduza.io"), (7, "rferl.org"), (9, "кремль.рф")],
         ),
+        (
+            "\n  \n\t\n" + CITIZEN_LAB,
+            [(5, "www.bbc.com"), (7, "meduza.io"), (10, "rferl.org"), (12, "кремль.рф")],
+        ),
+        (
+            CITIZEN_LAB.replace("\n", "\r\n"),
+            [(2, "www.bbc.com"), (4, "meduza.io"), (7, "rferl.org"), (9, "кремль.рф")],
+        ),
+        # The header must be the first line that is not blank, or the file is plain text.
+        (
+            "# exported\n" + CITIZEN_LAB_HEADER + "\nhttps://bbc.com/,NEWS,,,,\n",
+            [(2, CITIZEN_LAB_HEADER), (3, "bbc.com")],
+        ),
         ("# only a comment\n\n", []),
+        ("\n \t", []),
         ("", []),
     ],
-    ids=["plain", "citizen-lab", "citizen-lab-bom", "comments-only", "empty"],
+    ids=[
+        "plain",
+        "citizen-lab",
+        "citizen-lab-bom",
+        "citizen-lab-after-blank-lines",
+        "citizen-lab-crlf",
+        "header-not-first",
+        "comments-only",
+        "blank-without-final-newline",
+        "empty",
+    ],
 )
 def test_read_watchlist_file(tmp_path: Path, content: str, expected: list[tuple[int, str]]) -> None:
     path = tmp_path / "list.txt"
@@ -202,6 +259,13 @@ def test_read_watchlist_file(tmp_path: Path, content: str, expected: list[tuple[
             2,
             "cannot parse URL: Invalid IPv6 URL",
         ),
+        (
+            "url,category_code,category_description,date_added,source,notes\n"
+            "https://bbc.com/,NEWS,,,,\n"
+            f"https://dw.com/,NEWS,{'x' * 200_000},,,\n",
+            3,
+            "bad CSV: field larger than field limit (131072)",
+        ),
     ],
 )
 def test_read_watchlist_file_refuses(tmp_path: Path, content: str, line: int, reason: str) -> None:
@@ -210,6 +274,33 @@ def test_read_watchlist_file_refuses(tmp_path: Path, content: str, line: int, re
     with pytest.raises(WatchlistFileError) as caught:
         read_watchlist_file(path)
     assert (caught.value.line, str(caught.value)) == (line, reason)
+
+
+def test_a_quoted_citizen_lab_cell_keeps_the_line_ends_inside_it(tmp_path: Path) -> None:
+    # Joined, the two halves of this url would name another domain, bbc.com.
+    path = tmp_path / "list.csv"
+    path.write_text(
+        CITIZEN_LAB_HEADER + '\n"https://bb\u2028c.com/",NEWS,,,,\n', encoding="utf-8", newline=""
+    )
+    assert read_watchlist_file(path) == [(2, "bb\u2028c.com")]
+    with pytest.raises(ValueError, match="contains whitespace"):
+        to_alabel("bb\u2028c.com")
+
+
+# Every line end str.splitlines knows, which is how watchlist files are split into lines.
+LINE_ENDS = ["\n", "\r\n", "\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+
+
+@pytest.mark.parametrize("end", LINE_ENDS, ids=[repr(e) for e in LINE_ENDS])
+def test_plain_lines_end_at_every_line_end(tmp_path: Path, end: str) -> None:
+    path = tmp_path / "list.txt"
+    lines = ["youtube.com", "", "  bbc.com  # a comment", "https://www.dw.com/ru/", "http:///"]
+    path.write_text(end.join(lines[:4]) + end, encoding="utf-8", newline="")
+    assert read_watchlist_file(path) == [(1, "youtube.com"), (3, "bbc.com"), (4, "www.dw.com")]
+    path.write_text(end.join(lines), encoding="utf-8", newline="")
+    with pytest.raises(WatchlistFileError) as caught:
+        read_watchlist_file(path)
+    assert (caught.value.line, str(caught.value)) == (5, "URL has no host")
 
 
 NAME_PIECES = st.sampled_from([*"abz09-_.ü кр。ßА:/@\\!", "xn--", "xn--p1ai", "."])

@@ -208,6 +208,23 @@ def test_other_rcode_is_an_error(serve: Callable[..., Responder]) -> None:
     assert (observation.status, observation.detail) == ("error", "rcode NOTIMP")
 
 
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_a_reply_the_fast_reader_leaves_is_read_by_dnspython(
+    serve: Callable[..., Responder], transport: str
+) -> None:
+    def compressed(request: Request) -> bytes:
+        # The question's name ends in a pointer to a zero byte of the header (qdcount's high
+        # byte), not in the root label: valid, and for dnspython to read.
+        end = request.wire.index(b"\0", 12)
+        header = request.wire[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00"
+        question = request.wire[12:end] + b"\xc0\x04" + request.wire[end + 1 : end + 5]
+        record = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + bytes((192, 0, 2, 7))
+        return header + question + record
+
+    observation = one(resolver(serve(compressed), transport), "example.org")
+    assert (observation.status, observation.answers) == ("ok", ("192.0.2.7",))
+
+
 def test_referral_and_authoritative_mode(serve: Callable[..., Responder]) -> None:
     world = World(
         {("ns.example.net", "A"): ["93.184.216.53"]},

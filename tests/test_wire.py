@@ -3,30 +3,48 @@
 from __future__ import annotations
 
 import contextlib
+import struct
 
 import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdatatype
 import dns.rrset
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.probe.wire import MalformedReply, Question, Reading, classify, query_wire, read_reply
+from monitor.probe.wire import (
+    UNREAD,
+    MalformedReply,
+    Question,
+    Reading,
+    classify,
+    query_head,
+    query_tail,
+    query_wire,
+    rdtype_code,
+    read_fast,
+    read_reply,
+    read_with_dnspython,
+)
 
 QNAME = "www.Example.org."
+A, NS, CNAME, SOA, MX, AAAA = 1, 2, 5, 6, 15, 28
+ASKED = Question.of("www.example.org", A)
 
 
 def reply_to(
     qname: str = QNAME,
     rdtype: str = "A",
-    rcode: int = dns.rcode.NOERROR,
+    rcode: dns.rcode.Rcode = dns.rcode.NOERROR,
     answer: list[tuple[str, str, str]] = (),  # type: ignore[assignment]
     authority: list[tuple[str, str, str]] = (),  # type: ignore[assignment]
     aa: bool = False,
     tc: bool = False,
 ) -> bytes:
+    """Return a reply as dnspython writes it (names compressed), each record one RRset."""
     query = dns.message.make_query(qname, rdtype)
     response = dns.message.make_response(query)
     response.set_rcode(rcode)
@@ -42,59 +60,459 @@ def reply_to(
 
 
 def oracle(wire: bytes, qname: str, rdtype: int) -> tuple[str, tuple[str, ...], str | None]:
+    """Return what dnspython's own parse of ``wire`` gives, through classify."""
     return classify(dns.message.from_wire(wire), dns.name.from_text(qname), rdtype)
 
 
-CASES = [
-    ("ok", dict(answer=[(QNAME, "A", "93.184.216.34"), (QNAME, "A", "93.184.216.35")])),
+# Replies written byte by byte, for what dnspython will not write: names not compressed, or
+# compressed where it would not, and broken ones.
+
+
+def name(text: str) -> bytes:
+    """Return a name in uncompressed wire form."""
+    return b"".join(bytes((len(label),)) + label.encode() for label in text.split(".")) + b"\0"
+
+
+def rr(owner: bytes, rtype: int, rdata: bytes, rclass: int = 1) -> bytes:
+    return owner + struct.pack("!HHIH", rtype, rclass, 60, len(rdata)) + rdata
+
+
+def packet(
+    answer: list[bytes] = (),  # type: ignore[assignment]
+    authority: list[bytes] = (),  # type: ignore[assignment]
+    *,
+    flags: int = 0x8180,  # QR RD RA, NOERROR
+    qname: bytes = name("www.example.org"),
+    qtype: int = A,
+    qclass: int = 1,
+    counts: tuple[int, int] | None = None,
+) -> bytes:
+    an, ns = counts if counts is not None else (len(answer), len(authority))
+    return (
+        struct.pack("!HHHHHH", 0x1234, flags, 1, an, ns, 0)
+        + qname
+        + struct.pack("!HH", qtype, qclass)
+        + b"".join(answer)
+        + b"".join(authority)
+    )
+
+
+TO_QUESTION = b"\xc0\x0c"
+# www.example.org, its last label followed by a pointer to the header's zero byte at offset 4
+# (qdcount's high byte) instead of the root label: compressed, and valid for dnspython.
+COMPRESSED = name("www.example.org")[:-1] + b"\xc0\x04"
+
+
+def v6(address: str) -> str:
+    return "2001:db8::" + address.replace(".", ":")
+
+
+# (case, reply, what it says about an A question)
+FAST_CASES: list[tuple[str, dict[str, object], tuple[str, tuple[str, ...], str | None]]] = [
+    (
+        "addresses",
+        dict(answer=[(QNAME, "A", "93.184.216.34"), (QNAME, "A", "93.184.216.35")]),
+        ("ok", ("93.184.216.34", "93.184.216.35"), None),
+    ),
     (
         "cname chain",
         dict(answer=[(QNAME, "CNAME", "b.example.net."), ("b.example.net.", "A", "1.2.3.4")]),
+        ("ok", ("1.2.3.4",), None),
     ),
-    ("cname to nothing", dict(answer=[(QNAME, "CNAME", "b.example.net.")])),
-    ("nodata", dict(authority=[("example.org.", "SOA", "ns. h. 1 2 3 4 5")])),
-    ("referral", dict(authority=[("example.org.", "NS", "ns.example.net.")])),
+    (
+        # The second address's owner comes right after a byte 12, the question's offset.
+        "cname chain to two addresses",
+        dict(
+            answer=[
+                (QNAME, "CNAME", "b.example.net."),
+                ("b.example.net.", "A", "192.0.2.12"),
+                ("b.example.net.", "A", "192.0.2.13"),
+            ]
+        ),
+        ("ok", ("192.0.2.12", "192.0.2.13"), None),
+    ),
+    (
+        "long cname chain",
+        dict(
+            answer=[(QNAME, "CNAME", "c1.example.net.")]
+            + [(f"c{i}.example.net.", "CNAME", f"c{i + 1}.example.net.") for i in range(1, 15)]
+            + [("c15.example.net.", "A", "1.2.3.4")]
+        ),
+        ("ok", ("1.2.3.4",), None),
+    ),
+    ("cname to nothing", dict(answer=[(QNAME, "CNAME", "b.example.net.")]), ("nodata", (), None)),
+    (
+        "cname loop through the qname",
+        dict(answer=[(QNAME, "CNAME", "b.example.net."), ("b.example.net.", "CNAME", QNAME)]),
+        ("error", (), "CNAME loop"),
+    ),
+    (
+        "cname loop past the qname",
+        dict(
+            answer=[
+                (QNAME, "CNAME", "b.example.net."),
+                ("b.example.net.", "CNAME", "c.example.net."),
+                ("c.example.net.", "CNAME", "b.example.net."),
+            ]
+        ),
+        ("error", (), "CNAME loop"),
+    ),
+    (
+        "answer for another name",
+        dict(answer=[("elsewhere.example.", "A", "1.2.3.4")]),
+        ("nodata", (), None),
+    ),
+    ("empty", dict(), ("nodata", (), None)),
+    ("nodata", dict(authority=[("example.org.", "SOA", "ns. h. 1 2 3 4 5")]), ("nodata", (), None)),
+    (
+        "referral",
+        dict(authority=[("example.org.", "NS", "ns.example.net.")]),
+        ("referral", (), None),
+    ),
+    (
+        "referral with several ns",
+        dict(
+            authority=[
+                ("example.org.", "NS", "ns1.example.net."),
+                ("example.org.", "NS", "ns2.example.net."),
+                ("org.", "NS", "a.gtld.example."),
+            ]
+        ),
+        ("referral", (), None),
+    ),
+    (
+        "ns then soa is nodata",
+        dict(
+            authority=[
+                ("example.org.", "NS", "ns.example.net."),
+                ("example.org.", "SOA", "ns. h. 1 2 3 4 5"),
+            ]
+        ),
+        ("nodata", (), None),
+    ),
+    (
+        "soa then ns is nodata",
+        dict(
+            authority=[
+                ("example.org.", "SOA", "ns. h. 1 2 3 4 5"),
+                ("example.org.", "NS", "ns.example.net."),
+            ]
+        ),
+        ("nodata", (), None),
+    ),
+    (
+        "neither ns nor soa",
+        dict(authority=[("example.org.", "NSEC", "zz.example.org. A")]),
+        ("nodata", (), None),
+    ),
     (
         "aa ns is not a referral",
         dict(authority=[("example.org.", "NS", "ns.example.net.")], aa=True),
+        ("nodata", (), None),
     ),
-    ("nxdomain", dict(rcode=dns.rcode.NXDOMAIN)),
-    ("servfail", dict(rcode=dns.rcode.SERVFAIL)),
-    ("refused", dict(rcode=dns.rcode.REFUSED)),
-    ("notimp", dict(rcode=dns.rcode.NOTIMP)),
     (
-        "loop",
-        dict(answer=[(QNAME, "CNAME", "b.example.net."), ("b.example.net.", "CNAME", QNAME)]),
+        "ns beside an answer is not a referral",
+        dict(
+            answer=[(QNAME, "CNAME", "b.example.net.")],
+            authority=[("example.net.", "NS", "ns.example.net.")],
+        ),
+        ("nodata", (), None),
     ),
-    ("other owner", dict(answer=[("elsewhere.example.", "A", "1.2.3.4")])),
+    ("nxdomain", dict(rcode=dns.rcode.NXDOMAIN), ("nxdomain", (), None)),
+    (
+        "cname to nxdomain",
+        dict(
+            rcode=dns.rcode.NXDOMAIN,
+            answer=[(QNAME, "CNAME", "b.example.net.")],
+            authority=[("example.net.", "SOA", "ns. h. 1 2 3 4 5")],
+        ),
+        ("nxdomain", (), None),
+    ),
+    ("servfail", dict(rcode=dns.rcode.SERVFAIL), ("servfail", (), None)),
+    ("refused", dict(rcode=dns.rcode.REFUSED), ("refused", (), None)),
 ]
 
 
-@pytest.mark.parametrize(("case", "spec"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(("case", "spec", "expected"), FAST_CASES, ids=[c[0] for c in FAST_CASES])
 @pytest.mark.parametrize("rdtype", ["A", "AAAA"])
-def test_fast_reader_agrees_with_dnspython(case: str, spec: dict[str, object], rdtype: str) -> None:
+def test_read_fast_reads_the_common_replies_itself_as_dnspython_does(
+    case: str,
+    spec: dict[str, object],
+    expected: tuple[str, tuple[str, ...], str | None],
+    rdtype: str,
+) -> None:
+    code = A
     if rdtype == "AAAA":
+        code = AAAA
         spec = {
             **spec,
             "answer": [
-                (o, "AAAA" if k == "A" else k, "2001:db8::1" if k == "A" else t)
+                (o, "AAAA", v6(t)) if k == "A" else (o, k, t)
                 for o, k, t in spec.get("answer", [])  # type: ignore[attr-defined]
             ],
         }
+        status, answers, detail = expected
+        expected = (status, tuple(sorted(v6(a) for a in answers)), detail)
     wire = reply_to(rdtype=rdtype, **spec)  # type: ignore[arg-type]
-    code = 1 if rdtype == "A" else 28
-    reading = read_reply(wire, Question.of(QNAME.lower().rstrip("."), code))
-    assert reading is not None
-    assert (reading.status, reading.answers, reading.detail) == oracle(wire, QNAME, code)
+    question = Question.of("www.example.org", code)
+    fast = read_fast(wire, question)
+    assert fast == Reading(*expected)  # not UNREAD: the fast reader answered by itself
+    assert oracle(wire, QNAME, code) == expected
+    assert read_reply(wire, question) == fast
 
 
-def test_truncation_and_mismatches() -> None:
-    question = Question.of("www.example.org", 1)
-    assert read_reply(reply_to(tc=True), question) == Reading("truncated", truncated=True)
-    assert read_reply(reply_to(qname="other.example.org"), question) is None
-    assert read_reply(reply_to(rdtype="AAAA"), question) is None
-    query = query_wire(question)
-    assert read_reply(b"\x12\x34" + query[2:], question) is None  # a query, not a response
+# (case, reply, asked type, what it says)
+DNSPYTHON_CASES: list[tuple[str, bytes, int, Reading | None]] = [
+    (
+        "compressed question",
+        packet([rr(TO_QUESTION, A, bytes((192, 0, 2, 1)))], qname=COMPRESSED),
+        A,
+        Reading("ok", ("192.0.2.1",)),
+    ),
+    (
+        "compressed question, nxdomain",
+        packet(flags=0x8183, qname=COMPRESSED),
+        A,
+        Reading("nxdomain"),
+    ),
+    (
+        "compressed question, truncated",
+        packet(flags=0x8180 | 0x0200, qname=COMPRESSED),
+        A,
+        Reading("truncated", truncated=True),
+    ),
+    ("compressed question of another type", packet(qname=COMPRESSED, qtype=AAAA), A, None),
+    ("compressed question of another class", packet(qname=COMPRESSED, qclass=3), A, None),
+    (
+        "compressed question for another name",
+        packet(qname=name("www.example.com")[:-1] + b"\xc0\x04"),
+        A,
+        None,
+    ),
+    ("another name", reply_to(qname="other.example.org"), A, None),
+    ("notimp", reply_to(rcode=dns.rcode.NOTIMP), A, Reading("error", detail="rcode NOTIMP")),
+    (
+        "formerr to aaaa",
+        reply_to(rdtype="AAAA", rcode=dns.rcode.FORMERR),
+        AAAA,
+        Reading("error", detail="rcode FORMERR"),
+    ),
+    ("yxdomain", reply_to(rcode=dns.rcode.YXDOMAIN), A, Reading("error", detail="rcode YXDOMAIN")),
+    (
+        "mx",
+        reply_to(rdtype="MX", answer=[(QNAME, "MX", "10 mx.example.net.")]),
+        MX,
+        Reading("ok", ("10 mx.example.net.",)),
+    ),
+    (
+        "mx nodata",
+        reply_to(rdtype="MX", authority=[("example.org.", "SOA", "ns. h. 1 2 3 4 5")]),
+        MX,
+        Reading("nodata"),
+    ),
+    (
+        "ns referral",
+        reply_to(rdtype="NS", authority=[("example.org.", "NS", "ns.example.net.")]),
+        NS,
+        Reading("referral"),
+    ),
+    (
+        "cname question",
+        reply_to(rdtype="CNAME", answer=[(QNAME, "CNAME", "b.example.net.")]),
+        CNAME,
+        Reading("ok", ("b.example.net.",)),
+    ),
+    (
+        "cname loop past the qname",
+        packet(
+            [
+                rr(TO_QUESTION, CNAME, name("b.example.net")),
+                rr(name("b.example.net"), CNAME, name("c.example.net")),
+                rr(name("c.example.net"), CNAME, name("b.example.net")),
+            ],
+            qname=COMPRESSED,
+        ),
+        A,
+        Reading("error", detail="CNAME loop"),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "wire", "rdtype", "expected"), DNSPYTHON_CASES, ids=[c[0] for c in DNSPYTHON_CASES]
+)
+def test_read_fast_leaves_the_rare_replies_to_dnspython(
+    case: str, wire: bytes, rdtype: int, expected: Reading | None
+) -> None:
+    question = Question.of("www.example.org", rdtype)
+    assert read_fast(wire, question) is UNREAD
+    assert read_with_dnspython(wire, question) == expected
+    assert read_reply(wire, question) == expected
+
+
+@pytest.mark.parametrize(
+    ("case", "wire", "rdtype"),
+    [
+        ("another type", reply_to(rdtype="AAAA"), A),
+        ("another class", packet(qclass=3), A),
+        ("a query, not a response", query_wire(ASKED), A),
+        ("no question", struct.pack("!HHHHHH", 0, 0x8180, 0, 0, 0, 0), A),
+        ("two questions", packet()[:4] + b"\x00\x02" + packet()[6:] + packet()[12:], A),
+    ],
+)
+def test_read_fast_does_not_believe_a_reply_to_another_question(
+    case: str, wire: bytes, rdtype: int
+) -> None:
+    question = Question.of("www.example.org", rdtype)
+    assert read_fast(wire, question) is None
+    assert read_reply(wire, question) is None
+
+
+def test_read_with_dnspython_does_not_believe_a_reply_without_one_question() -> None:
+    message = dns.message.from_wire(reply_to())
+    message.question = []
+    assert read_with_dnspython(message.to_wire(), ASKED) is None
+
+
+@pytest.mark.parametrize("rdtype", [A, AAAA, MX, NS])
+def test_read_fast_reads_truncation_for_any_type(rdtype: int) -> None:
+    kind = dns.rdatatype.to_text(dns.rdatatype.RdataType.make(rdtype))
+    wire = reply_to(rdtype=kind, tc=True)
+    question = Question.of("www.example.org", rdtype)
+    assert read_fast(wire, question) == Reading("truncated", truncated=True)
+    assert read_reply(wire, question) == Reading("truncated", truncated=True)
+
+
+@pytest.mark.parametrize("rdtype", [A, AAAA])
+def test_read_fast_reads_names_written_out_in_full(rdtype: int) -> None:
+    long_label = "a" * 63
+    address = bytes(4) if rdtype == A else bytes(16)
+    wire = packet(
+        [
+            rr(name("www.example.org"), CNAME, name(f"{long_label}.example.net")),
+            rr(name(f"{long_label}.EXAMPLE.net"), rdtype, address),
+        ],
+        [rr(name("example.net"), NS, name("ns.example.net"))],
+        qname=name("WWW.example.org"),
+        qtype=rdtype,
+    )
+    expected = Reading("ok", ("0.0.0.0",) if rdtype == A else ("::",))
+    assert read_fast(wire, Question.of("www.example.org", rdtype)) == expected
+    assert oracle(wire, QNAME, rdtype) == tuple(expected[:3])
+
+
+def test_read_fast_reads_names_compressed_past_offset_255() -> None:
+    # Filler puts the CNAME's target at offset 268 = 0x10C, so a pointer to it is C1 0C: its
+    # second byte is the question's offset, and it must not be taken for the question.
+    target = name("b.example.net")
+    filler = rr(name("pad.example.org"), 65280, bytes(196))  # a private type: ignored
+    head = packet([filler, rr(TO_QUESTION, CNAME, b"")])
+    assert len(head) == 268
+    wire = packet(
+        [
+            filler,
+            rr(TO_QUESTION, CNAME, target),
+            rr(target, A, bytes((192, 0, 2, 1))),
+            rr(b"\xc1\x0c", A, bytes((192, 0, 2, 2))),
+        ]
+    )
+    expected = Reading("ok", ("192.0.2.1", "192.0.2.2"))
+    assert read_fast(wire, ASKED) == expected
+    assert oracle(wire, QNAME, A) == tuple(expected[:3])
+
+
+def pointer_chain(hops: int) -> bytes:
+    """Return a reply whose CNAME target is reached through ``hops`` compression pointers."""
+    base = len(packet([rr(name("pad.example.org"), 65280, b"")]))
+    chain = name("b.example.net")
+    last = base
+    for _ in range(hops - 1):
+        here = base + len(chain)
+        chain += struct.pack("!H", 0xC000 | last)
+        last = here
+    filler = rr(name("pad.example.org"), 65280, chain)
+    return packet(
+        [
+            filler,
+            rr(TO_QUESTION, CNAME, struct.pack("!H", 0xC000 | last)),
+            rr(name("b.example.net"), A, bytes((192, 0, 2, 1))),
+        ]
+    )
+
+
+def test_a_name_may_take_64_pointers_but_not_65() -> None:
+    assert read_fast(pointer_chain(64), ASKED) == Reading("ok", ("192.0.2.1",))
+    with pytest.raises(MalformedReply, match=r"^compression loop$"):
+        read_fast(pointer_chain(65), ASKED)
+
+
+def labels(*sizes: int) -> bytes:
+    return b"".join(bytes((n,)) + b"x" * n for n in sizes) + b"\0"
+
+
+def test_a_name_of_255_octets_reads_and_one_of_256_does_not() -> None:
+    longest = packet([rr(TO_QUESTION, CNAME, labels(63, 63, 63, 61))])
+    assert len(labels(63, 63, 63, 61)) == 255
+    assert read_fast(longest, ASKED) == Reading("nodata")
+    with pytest.raises(MalformedReply, match=r"^name too long$"):
+        read_fast(packet([rr(TO_QUESTION, CNAME, labels(63, 63, 63, 62))]), ASKED)
+
+
+IPV4 = bytes((192, 0, 2, 1))
+QUESTION_END = len(packet())
+# (case, reply, the MalformedReply's text: what a user sees as "malformed reply: ...")
+HOSTILE = [
+    ("empty", b"", "shorter than a header"),
+    ("short header", bytes(11), "shorter than a header"),
+    ("owner label past the end", packet(counts=(1, 0)) + b"\x05ab", "label runs past the end"),
+    ("cut after a label", packet(counts=(1, 0)) + b"\x02ab", "truncated record: IndexError"),
+    (
+        "cut in a record's header",
+        packet(counts=(1, 0)) + TO_QUESTION + b"\0\1",
+        "truncated record: error",
+    ),
+    ("cut in an address", packet([rr(TO_QUESTION, A, IPV4)])[:-2], "record data runs past the end"),
+    ("address of 5 octets", packet([rr(TO_QUESTION, A, IPV4 + b"\0")]), "bad address length"),
+    ("address of 16 octets in A", packet([rr(TO_QUESTION, A, bytes(16))]), "bad address length"),
+    (
+        "cname longer than its data",
+        packet([rr(TO_QUESTION, CNAME, b"\x01b")]) + b"\0",
+        "CNAME runs past its data",
+    ),
+    (
+        "owner pointing to itself",
+        packet(counts=(1, 0)) + struct.pack("!H", 0xC000 | QUESTION_END),
+        "compression loop",
+    ),
+    # 0x40 and 0x80 are the label types RFC 6891 and RFC 1035 reserve.
+    ("label type 0x40", packet([rr(b"\x40" + b"x" * 64 + b"\0", A, IPV4)]), "unknown label type"),
+    ("label type 0x80", packet([rr(b"\x80\0", A, IPV4)]), "unknown label type"),
+    # Offset 13 is the question name's first letter, "w": not a label length.
+    ("owner pointing into a label", packet([rr(b"\xc0\x0d", A, IPV4)]), "unknown label type"),
+    (
+        "authority record past the end",
+        packet(authority=[rr(name("example.org"), NS, name("ns.example.net"))])[:-3],
+        "record data runs past the end",
+    ),
+    (
+        "authority cut in a record's header",
+        packet(counts=(0, 1)) + TO_QUESTION + b"\0\2\0",
+        "truncated record: error",
+    ),
+    ("question cut short", packet()[:-2], "FormError"),
+    (
+        "compressed question with a bad pointer",
+        packet(qname=name("www")[:-1] + b"\xc0\x20"),
+        "BadPointer",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "wire", "detail"), HOSTILE, ids=[c[0] for c in HOSTILE])
+def test_hostile_replies_are_malformed_with_a_reason(case: str, wire: bytes, detail: str) -> None:
+    with pytest.raises(MalformedReply) as caught:
+        read_reply(wire, ASKED)
+    assert str(caught.value) == detail
 
 
 @pytest.mark.parametrize(
@@ -103,40 +521,114 @@ def test_truncation_and_mismatches() -> None:
 )
 def test_short_replies_are_malformed(wire: bytes) -> None:
     with pytest.raises(MalformedReply):
-        read_reply(wire, Question.of("www.example.org", 1))
+        read_reply(wire, ASKED)
 
 
-def test_query_wire_parses_as_the_query_dnspython_would_make() -> None:
-    wire = query_wire(Question.of("www.example.org", 28), recursion=False, payload=1232)
+@pytest.mark.parametrize(
+    ("domain", "wire"),
+    [
+        ("www.example.org", b"\x03www\x07example\x03org\x00"),
+        ("WWW.Example.ORG", b"\x03www\x07example\x03org\x00"),
+        ("a.b", b"\x01a\x01b\x00"),
+        ("", b"\x00"),  # the root
+        ("a" * 63, b"\x3f" + b"a" * 63 + b"\x00"),
+        (".".join(["x" * 63] * 3 + ["x" * 61]), labels(63, 63, 63, 61)),
+    ],
+)
+def test_question_of_a_domain(domain: str, wire: bytes) -> None:
+    assert Question.of(domain, AAAA) == Question(wire, AAAA)
+
+
+@pytest.mark.parametrize(
+    ("domain", "reason"),
+    [
+        ("a..b", "bad label in 'a..b'"),
+        ("a.", "bad label in 'a.'"),
+        ("a" * 64, f"bad label in '{'a' * 64}'"),
+        (".".join(["x" * 63] * 3 + ["x" * 62]), "name too long: "),
+    ],
+)
+def test_question_of_a_bad_domain(domain: str, reason: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        Question.of(domain, A)
+    assert str(caught.value).startswith(reason)
+
+
+def dnspython_query(domain: str, rdtype: int, payload: int, flags: int) -> bytes:
+    query = dns.message.make_query(
+        domain, dns.rdatatype.RdataType.make(rdtype), use_edns=0, payload=payload
+    )
+    query.id = 0
+    query.flags = flags
+    return query.to_wire()
+
+
+@pytest.mark.parametrize("payload", [512, 1232, 4096, 65535])
+@pytest.mark.parametrize("recursion", [True, False])
+def test_query_wire_is_the_query_dnspython_writes(payload: int, recursion: bool) -> None:
+    question = Question.of("www.example.org", AAAA)
+    wire = query_wire(question, recursion=recursion, payload=payload)
+    flags = dns.flags.RD if recursion else 0
+    assert wire == dnspython_query("www.example.org", AAAA, payload, flags)
     message = dns.message.from_wire(wire)
-    assert message.question[0].name == dns.name.from_text("www.example.org")
-    assert message.question[0].rdtype == 28
-    assert not message.flags & dns.flags.RD
-    assert message.edns == 0 and message.payload == 1232
+    assert message.edns == 0 and message.ednsflags == 0 and message.payload == payload
+
+
+def test_a_query_is_recursive_with_a_1232_octet_payload_by_default() -> None:
+    question = Question.of("www.example.org", A)
+    expected = dnspython_query("www.example.org", A, 1232, dns.flags.RD)
+    assert query_wire(question) == expected
+    # The engine patches in the ID and writes the question name between these two.
+    assert b"\0\0" + query_head() + question.wire + query_tail(A) == expected
+    assert query_head(recursion=False) == struct.pack("!HHHHH", 0, 1, 0, 0, 1)
+
+
+@pytest.mark.parametrize(("text", "code"), [("A", 1), ("AAAA", 28), ("aaaa", 28), ("MX", 15)])
+def test_rdtype_code(text: str, code: int) -> None:
+    assert rdtype_code(text) == code
 
 
 VALID = reply_to(answer=[(QNAME, "CNAME", "b.example.net."), ("b.example.net.", "A", "1.2.3.4")])
+REFERRAL = reply_to(
+    authority=[("example.org.", "NS", "ns.example.net."), ("org.", "SOA", "ns. h. 1 2 3 4 5")]
+)
+
+
+def test_the_seeds_of_the_mutated_replies_are_read_fast() -> None:
+    assert read_fast(VALID, ASKED) == Reading("ok", ("1.2.3.4",))
+    assert read_fast(REFERRAL, ASKED) == Reading("nodata")
 
 
 @settings(max_examples=2000, deadline=None)
 @given(st.binary(max_size=300))
 def test_random_bytes_only_raise_malformed(data: bytes) -> None:
     with contextlib.suppress(MalformedReply):
-        read_reply(data, Question.of("www.example.org", 1))
+        read_reply(data, ASKED)
 
 
 @settings(max_examples=3000, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 255)), max_size=6))
+@given(
+    st.sampled_from([VALID, REFERRAL]).flatmap(
+        lambda seed: st.tuples(
+            st.just(seed),
+            st.lists(st.tuples(st.integers(0, len(seed) - 1), st.integers(0, 255)), max_size=6),
+        )
+    )
+)
 def test_mutated_replies_only_raise_malformed_and_agree_when_both_parse(
-    mutations: list[tuple[int, int]],
+    seeded: tuple[bytes, list[tuple[int, int]]],
 ) -> None:
-    data = bytearray(VALID)
+    seed, mutations = seeded
+    data = bytearray(seed)
     for position, value in mutations:
         data[position] = value
-    question = Question.of("www.example.org", 1)
     try:
-        reading = read_reply(bytes(data), question)
+        reading = read_fast(bytes(data), ASKED)
     except MalformedReply:
+        return
+    if reading is UNREAD:
+        with contextlib.suppress(MalformedReply):
+            read_reply(bytes(data), ASKED)
         return
     if reading is None or reading.truncated:
         return
@@ -144,11 +636,12 @@ def test_mutated_replies_only_raise_malformed_and_agree_when_both_parse(
         message = dns.message.from_wire(bytes(data))
     except Exception:
         return  # we read less of the message than dnspython checks (the additional section)
-    if message.rcode() in (
+    if message.rcode() not in (
         dns.rcode.NOERROR,
         dns.rcode.NXDOMAIN,
         dns.rcode.SERVFAIL,
         dns.rcode.REFUSED,
     ):
-        expected = classify(message, dns.name.from_text(QNAME), 1)
-        assert (reading.status, reading.answers) == expected[:2]
+        return  # an extended rcode, from an OPT record: the fast reader reads only the header's
+    # The fast reader read this reply by itself, so this compares two readers, not one.
+    assert reading[:3] == classify(message, dns.name.from_text(QNAME), A)
