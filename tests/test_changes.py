@@ -6,8 +6,17 @@ from typing import NamedTuple
 
 import pytest
 
-from monitor.changes import EVENT_ORDER, Event, advance, commit_message, compare, event_for
+from monitor.changes import (
+    EVENT_ORDER,
+    Event,
+    advance,
+    commit_message,
+    compare,
+    derive_events,
+    event_for,
+)
 from monitor.config import WatchedName
+from monitor.history import DomainHistory, Period
 from monitor.measure import DomainResult
 from monitor.snapshot import Entry
 from monitor.vocabulary import Verdict
@@ -339,3 +348,77 @@ def test_compare_skips_new_and_never_conclusive_names_and_goes_on() -> None:
 def test_event_document_is_designs_json(event: Event, document: dict[str, str]) -> None:
     """Keys in DESIGN.md's order; ``display`` only where it differs from the A-label."""
     assert list(event.document().items()) == list(document.items())
+
+
+# ----------------------------------------------------------------------------- derive_events
+
+
+def P(verdict: str, start: str, to: str | None = None) -> Period:
+    return Period(verdict, start, to)
+
+
+DATES = ["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-05", "2026-01-06"]
+
+
+@pytest.mark.parametrize(
+    ("periods", "events"),
+    [
+        pytest.param([P("present", DATES[0])], [], id="quiet"),
+        pytest.param(
+            [P("present", DATES[0], DATES[1]), P("missing", DATES[2])],
+            [("disappeared", "present", "missing", DATES[2])],
+            id="disappeared",
+        ),
+        pytest.param(
+            [
+                P("missing", DATES[0], DATES[1]),
+                P("unstable", DATES[2], DATES[2]),
+                P("missing", DATES[3]),
+            ],
+            [],
+            id="an unstable day raises and clears nothing",
+        ),
+        pytest.param(
+            [
+                P("missing", DATES[0], DATES[0]),
+                P("inconclusive", DATES[1], DATES[2]),
+                P("present", DATES[3]),
+            ],
+            [("restored", "missing", "present", DATES[3])],
+            id="compared with the last conclusive verdict",
+        ),
+        pytest.param(
+            [P("unstable", DATES[0], DATES[1]), P("missing", DATES[2])],
+            [],
+            id="never conclusive before: new",
+        ),
+        pytest.param(
+            [P("present", DATES[0], DATES[0]), P("missing", DATES[2])],
+            [],
+            id="back on the watchlist after a gap: new",
+        ),
+        pytest.param(
+            [
+                P("present", DATES[0], DATES[0]),
+                P("gone", DATES[1], DATES[2]),
+                P("present", DATES[3], DATES[3]),
+                P("failing", DATES[4]),
+            ],
+            [("gone", "present", "gone", DATES[1]), ("degraded", "present", "failing", DATES[4])],
+            id="gone and back raises no restored",
+        ),
+    ],
+)
+def test_derive_events(periods: list[Period], events: list[tuple[str, str, str, str]]) -> None:
+    found = derive_events([DomainHistory("a.example", periods)], DATES)
+    assert [(e.event, e.before, e.after, e.date) for e in found] == events
+    assert all(e.domain == e.display == "a.example" for e in found)
+
+
+def test_a_line_edited_to_verdict_inconclusive_is_a_name_never_yet_conclusive() -> None:
+    # A person may write any verdict into a line; `inconclusive` is never the last conclusive
+    # one, so an unstable day writes the line of a name never yet conclusive.
+    previous = {"a.example": entry("a.example", "inconclusive", "2026-01-01")}
+    entries, events = advance(previous, [result("a.example", "unstable")], RESOLVERS, "2026-01-02")
+    assert entries == [Entry("a.example", "unstable", "2026-01-01", YESTERDAY, "unstable")]
+    assert events == []

@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 
 from monitor import gitstore
-from monitor.changes import derive_events
 from monitor.errors import RepoError, UsageError
 from monitor.history import DomainHistory, Period, collect, daily_counts, history
 from monitor.links import github_base
@@ -497,61 +496,6 @@ def P(verdict: str, start: str, to: str | None = None) -> Period:
 
 
 DATES = ["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-05", "2026-01-06"]
-
-
-@pytest.mark.parametrize(
-    ("periods", "events"),
-    [
-        pytest.param([P("present", DATES[0])], [], id="quiet"),
-        pytest.param(
-            [P("present", DATES[0], DATES[1]), P("missing", DATES[2])],
-            [("disappeared", "present", "missing", DATES[2])],
-            id="disappeared",
-        ),
-        pytest.param(
-            [
-                P("missing", DATES[0], DATES[1]),
-                P("unstable", DATES[2], DATES[2]),
-                P("missing", DATES[3]),
-            ],
-            [],
-            id="an unstable day raises and clears nothing",
-        ),
-        pytest.param(
-            [
-                P("missing", DATES[0], DATES[0]),
-                P("inconclusive", DATES[1], DATES[2]),
-                P("present", DATES[3]),
-            ],
-            [("restored", "missing", "present", DATES[3])],
-            id="compared with the last conclusive verdict",
-        ),
-        pytest.param(
-            [P("unstable", DATES[0], DATES[1]), P("missing", DATES[2])],
-            [],
-            id="never conclusive before: new",
-        ),
-        pytest.param(
-            [P("present", DATES[0], DATES[0]), P("missing", DATES[2])],
-            [],
-            id="back on the watchlist after a gap: new",
-        ),
-        pytest.param(
-            [
-                P("present", DATES[0], DATES[0]),
-                P("gone", DATES[1], DATES[2]),
-                P("present", DATES[3], DATES[3]),
-                P("failing", DATES[4]),
-            ],
-            [("gone", "present", "gone", DATES[1]), ("degraded", "present", "failing", DATES[4])],
-            id="gone and back raises no restored",
-        ),
-    ],
-)
-def test_derive_events(periods: list[Period], events: list[tuple[str, str, str, str]]) -> None:
-    found = derive_events([DomainHistory("a.example", periods)], DATES)
-    assert [(e.event, e.before, e.after, e.date) for e in found] == events
-    assert all(e.domain == e.display == "a.example" for e in found)
 
 
 def test_daily_counts_add_up_periods() -> None:
