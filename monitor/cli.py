@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, TextIO, TypeVar
 
 import click
 
@@ -16,6 +19,7 @@ from monitor.config import Config, WatchedName, load_config
 from monitor.demo import demo
 from monitor.errors import MonitorError, UsageError
 from monitor.export import export_sqlite
+from monitor.files import file_error
 from monitor.history import events_between, history
 from monitor.measure import Progress, measure
 from monitor.names import to_alabel, to_display
@@ -219,17 +223,19 @@ def run_command(
     when new disappeared or degraded events were raised.
     """
     config = _config(ctx)
-    result = run(
-        config,
-        repo=repo_dir,
-        date=date,
-        commit=not no_commit,
-        push=push,
-        detail=as_json,
-        progress=_progress_on_terminal(),
-    )
-    if summary_path is not None:
-        with summary_path.open("a", encoding="utf-8") as summary:
+    with contextlib.ExitStack() as stack:
+        # Opened before any query: a summary that cannot be written must not cost a run.
+        summary = None if summary_path is None else stack.enter_context(_appending(summary_path))
+        result = run(
+            config,
+            repo=repo_dir,
+            date=date,
+            commit=not no_commit,
+            push=push,
+            detail=as_json,
+            progress=_progress_on_terminal(),
+        )
+        if summary is not None:
             summary.write(run_summary(result))
     if as_json:
         events = [e.document() for e in result.events]
@@ -427,10 +433,46 @@ def export(
     )
 
 
-def main() -> None:
-    """Run the command line; any error that is not the package's own exits 1."""
+def _appending(path: Path) -> TextIO:
+    """Return ``path`` opened to append text. Raises FileError."""
     try:
-        code = cli.main(standalone_mode=False)
+        return path.open("a", encoding="utf-8")
+    except OSError as exc:
+        raise file_error(exc, path) from exc
+
+
+def _end_on_closed_pipe() -> NoReturn:
+    """End at once and silently, because the reader of stdout went away (``| head -1``): as
+    other command-line tools do, by SIGPIPE (status 141 in a shell)."""
+    with contextlib.suppress(OSError):
+        # Nothing may be written after this, not even at interpreter shutdown.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGPIPE)
+    sys.exit(128 + signal.SIGPIPE)  # where the signal does not end the process
+
+
+def _prog_name() -> str:
+    """The name the command was run by, as usage lines show it."""
+    if Path(sys.argv[0]).name == "__main__.py":
+        return "python -m monitor"
+    return Path(sys.argv[0]).name or "registry-monitor"
+
+
+def main() -> None:
+    """Run the command line; any error that is not the package's own exits 1.
+
+    The command runs without click's ``main``, whose handler would turn a closed stdout into
+    exit 1: a reader that went away ends the command as it ends other tools.
+    """
+    try:
+        try:
+            with cli.make_context(_prog_name(), sys.argv[1:]) as ctx:
+                code = cli.invoke(ctx)
+        except click.exceptions.Exit as done:  # --help, --version
+            code = done.exit_code
+    except BrokenPipeError:
+        _end_on_closed_pipe()
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(EXIT_INTERNAL)
@@ -442,4 +484,8 @@ def main() -> None:
     except Exception as exc:  # the last line of defence: say it, exit 1
         click.echo(f"Internal error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(EXIT_INTERNAL)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _end_on_closed_pipe()
     sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -49,11 +49,18 @@ class InconclusiveRun(MonitorError):
 
 
 class SnapshotError(MonitorError):
-    """A snapshot file could not be read or written."""
+    """A snapshot file could not be read."""
 
 
-class ReportError(MonitorError):
-    """A report or an export could not be written."""
+class FileError(MonitorError):
+    """A file or directory could not be written: ``PATH: REASON``, naming the path a person can
+    act on (the file that is not a directory, the directory that refused) and the system's
+    reason."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
 
 
 class LabError(MonitorError):

@@ -26,8 +26,8 @@ import git
 
 from monitor import __version__, gitstore
 from monitor.changes import display_of
-from monitor.errors import ReportError
-from monitor.files import replacing
+from monitor.errors import FileError
+from monitor.files import file_error, replacing
 from monitor.history import VantageReport, collect
 from monitor.vocabulary import WORST_FIRST
 
@@ -110,7 +110,7 @@ def export_sqlite(
     """Write the history of ``vantages`` (default: all under snapshots/) to the SQLite file
     ``path``, replacing it atomically, and return the row counts.
 
-    Raises what :func:`monitor.history.collect` raises, and ReportError when the file cannot be
+    Raises what :func:`monitor.history.collect` raises, and FileError when the file cannot be
     written.
     """
     reports = collect(repo, vantages, rev)
@@ -126,13 +126,14 @@ def write_database(
     head: str = "",
 ) -> Export:
     """Write ``reports`` to the SQLite file ``path`` (a temporary file beside it, renamed over
-    it once complete) and return the row counts. Raises ReportError."""
+    it once complete) and return the row counts. Raises FileError."""
     try:
         with replacing(path) as temp:
             counts = _fill(temp, reports, labels, head)
-    except (OSError, sqlite3.Error) as exc:
-        detail = exc.strerror if isinstance(exc, OSError) else None
-        raise ReportError(f"cannot write {path}: {detail or exc}") from exc
+    except OSError as exc:
+        raise file_error(exc, path) from exc
+    except sqlite3.Error as exc:  # "database or disk is full", "disk I/O error"
+        raise FileError(str(path), str(exc)) from exc
     return Export(path, tuple(r.vantage for r in reports), *counts)
 
 

@@ -31,9 +31,8 @@ from monitor.charts import (
     order,
     strip,
 )
-from monitor.errors import ReportError
 from monitor.escape import escape_html
-from monitor.files import write_atomically
+from monitor.files import file_error, write_atomically
 from monitor.history import DomainHistory, VantageReport, collect
 from monitor.links import commit_link, resolve_link
 from monitor.vocabulary import EventKind, Verdict
@@ -77,7 +76,7 @@ def build_site(
 
     ``link`` is the repository's web page for commit links (default: from the origin remote
     when it is on GitHub); ``labels`` maps A-labels to the watchlist's labels. Raises what
-    :func:`collect` and :func:`resolve_link` raise, and ReportError when ``out`` cannot be
+    :func:`collect` and :func:`resolve_link` raise, and FileError when ``out`` cannot be
     written.
     """
     base = resolve_link(repo, link)
@@ -88,7 +87,7 @@ def build_site(
     try:
         write_atomically(index, page.encode("utf-8"))
     except OSError as exc:
-        raise ReportError(f"cannot write {index}: {exc.strerror or exc}") from exc
+        raise file_error(exc, index) from exc
     return Site(
         index,
         tuple(r.vantage for r in reports),

@@ -24,7 +24,7 @@ import yaml
 import yaml.resolver
 
 from monitor.errors import SnapshotError
-from monitor.files import write_atomically
+from monitor.files import file_error, write_atomically
 from monitor.vocabulary import SLUG
 
 DOMAINS_FILE = "domains.yaml"
@@ -301,21 +301,31 @@ def replace_directory(directory: Path, files: Mapping[str, str]) -> None:
     exchanged with the old one in a single atomic step (Linux renameat2 RENAME_EXCHANGE), so a
     crash at any moment leaves the old set or the new one, never a mix. Where the exchange is
     not available, two renames are used and :func:`recover` repairs the gap at the next run.
+
+    Raises FileError (the old set untouched, the staging directory removed) when a file or
+    directory cannot be written.
     """
-    recover(directory)
     staging = _staging(directory)
-    write_files(staging, files)
-    _fsync_dir(staging)
-    if not directory.exists():
-        os.rename(staging, directory)
-    elif not _exchange(staging, directory):
-        old = _retired(directory)
-        os.rename(directory, old)
-        os.rename(staging, directory)
-        shutil.rmtree(old)
-    else:
-        shutil.rmtree(staging)
-    _fsync_dir(directory.parent)
+    try:
+        recover(directory)
+        write_files(staging, files)
+        _fsync_dir(staging)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise file_error(exc, directory, {staging: directory}) from exc
+    try:
+        if not directory.exists():
+            os.rename(staging, directory)
+        elif not _exchange(staging, directory):
+            old = _retired(directory)
+            os.rename(directory, old)
+            os.rename(staging, directory)
+            shutil.rmtree(old)
+        else:
+            shutil.rmtree(staging)
+        _fsync_dir(directory.parent)
+    except OSError as exc:
+        raise file_error(exc, directory, {staging: directory}) from exc
 
 
 def recover(directory: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 from test_report import VANTAGES, Model, build_model, git, hostile_repo, isolate
 
 from monitor import __version__, gitstore
-from monitor.errors import ReportError, UsageError
+from monitor.errors import FileError, UsageError
 from monitor.export import SCHEMA, export_sqlite
 from monitor.history import collect, history
 
@@ -233,8 +233,10 @@ def test_the_file_is_replaced_atomically(tmp_path: Path) -> None:
 
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(ReportError, match=f"cannot write {blocker / 'x.sqlite'}"):
+    # The path a person can act on: the file that stands where a directory should be.
+    with pytest.raises(FileError) as raised:
         export_sqlite(repo, blocker / "x.sqlite")
+    assert str(raised.value) == f"{blocker}: Not a directory"
 
 
 def test_the_export_command(tmp_path: Path) -> None:
