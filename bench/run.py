@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import dataclasses
 import datetime
 import itertools
 import multiprocessing
@@ -424,10 +425,26 @@ def new_repo(path: Path) -> Path:
 
 
 def figure_engine(ctx: Context, res: Results, repeat: int) -> None:
-    """engine and e2e: ``--repeat`` day-1 runs, each in a fresh repository."""
+    """engine and e2e: ``--repeat`` day-1 runs, each in a fresh repository.
+
+    With ``--baseline DIR``, each run is paired with one of the checkout in DIR, just before
+    it, against the same lab: the two meet the same machine at the same moment.
+    """
     config = ctx.work / "config.yaml"
     write_config(config, ctx.lab.resolvers, 0, ctx.names.name)
+    baseline: Path | None = ctx.args.baseline
     for n in range(repeat):
+        if baseline is not None:
+            env = {**ctx.env, "PYTHONPATH": str(baseline)}
+            before = dataclasses.replace(ctx, env=env)
+            repo = new_repo(ctx.work / f"baseline-{n + 1}")
+            child, fields = monitor_run(before, config, repo, DAY_1)
+            queries = int(fields["queries"])
+            say(f"baseline run {n + 1}/{repeat}: {queries} queries in {child.wall:.2f} s")
+            res.add("baseline_engine_qps", queries / child.wall, "queries/s", str(baseline))
+            res.add("baseline_cpu_per_query", child.cpu / queries * 1e6, "us/query")
+            res.add("baseline_peak_rss", child.maxrss_kib / 1024, "MiB")
+            shutil.rmtree(repo)
         repo = new_repo(ctx.work / f"repo-{n + 1}")
         child, fields = monitor_run(ctx, config, repo, DAY_1)
         queries = int(fields["queries"])
@@ -786,6 +803,9 @@ def add_ratios(res: Results) -> None:
     everywhere = res.value("dnsperf_all_qps")
     if engine is not None and everywhere:
         res.add("ratio_engine_dnsperf_all", engine / everywhere, "x", "no target")
+    baseline = res.value("baseline_engine_qps")
+    if engine is not None and baseline:
+        res.add("ratio_engine_baseline", engine / baseline, "x", "this checkout / --baseline")
     e2e = res.value("e2e_wall")
     if e2e is not None:
         note = "measured" if res.size == 1_000_000 else f"projected linearly from {res.size:,}"
@@ -857,6 +877,10 @@ ORDER = (
     "ratio_engine_naive",
     "ratio_engine_dnsperf",
     "ratio_engine_dnsperf_all",
+    "baseline_engine_qps",
+    "baseline_cpu_per_query",
+    "baseline_peak_rss",
+    "ratio_engine_baseline",
     "e2e_minutes_1m",
 )
 
@@ -955,6 +979,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--profile", action="store_true", help="one more run under py-spy: where the time goes"
     )
     parser.add_argument("--cold", action="store_true", help="skip the warm-up: caches start cold")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another checkout (e.g. a git worktree of an older commit): each engine run is "
+        "paired with one of it, and their ratio is printed",
+    )
     parser.add_argument("--work", type=Path, default=None, help="work directory (a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
@@ -966,6 +997,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--sample-seconds and --rate-seconds must be in (0, 600]")
     if not 1 <= args.rate <= 100_000:
         parser.error("--rate must be between 1 and 100000")
+    if args.baseline is not None:
+        args.baseline = args.baseline.resolve()
+        if not (args.baseline / "monitor" / "__main__.py").is_file():
+            parser.error(f"--baseline {args.baseline}: no monitor/ package there")
     return args
 
 
