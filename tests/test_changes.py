@@ -7,7 +7,6 @@ from typing import NamedTuple
 import pytest
 
 from monitor.changes import (
-    EVENT_ORDER,
     Event,
     advance,
     commit_message,
@@ -19,7 +18,7 @@ from monitor.config import WatchedName
 from monitor.history import DomainHistory, Period
 from monitor.measure import DomainResult
 from monitor.snapshot import Entry
-from monitor.vocabulary import Verdict
+from monitor.vocabulary import EVENT_ORDER, EventKind, Verdict
 
 RESOLVERS = ["nsdi-a", "google"]
 
@@ -72,7 +71,9 @@ def test_disappearance_raises_an_event_and_restarts_since() -> None:
         Entry("youtube.com", "missing", "2026-02-10", (("nsdi-a", "nxdomain"), ("google", "ok")))
     ]
     assert events == [
-        Event("youtube.com", "disappeared", "present", "missing", "2026-02-10", "youtube.com")
+        Event(
+            "youtube.com", EventKind.DISAPPEARED, "present", "missing", "2026-02-10", "youtube.com"
+        )
     ]
 
 
@@ -202,7 +203,14 @@ def expected_entries(stories: list[Story]) -> list[Entry]:
 def expected_events(stories: list[Story]) -> list[Event]:
     """Every event, worst kind first, then in watchlist order."""
     events = [
-        Event(s.domain, s.event, s.yesterday.split()[0], s.line.split()[0], DAY, display(s.domain))
+        Event(
+            s.domain,
+            EventKind(s.event),
+            s.yesterday.split()[0],
+            s.line.split()[0],
+            DAY,
+            display(s.domain),
+        )
         for s in stories
         if s.event is not None and s.yesterday is not None
     ]
@@ -235,9 +243,9 @@ def test_every_name_is_judged_whatever_comes_before_it(first: str) -> None:
 
 def test_commit_message_with_events() -> None:
     events = [
-        Event("youtube.com", "disappeared", "present", "missing", "2026-11-28"),
-        Event("dw.com", "restored", "missing", "present", "2026-11-28"),
-        Event("bbc.com", "disappeared", "present", "missing", "2026-11-28"),
+        Event("youtube.com", EventKind.DISAPPEARED, "present", "missing", "2026-11-28"),
+        Event("dw.com", EventKind.RESTORED, "missing", "present", "2026-11-28"),
+        Event("bbc.com", EventKind.DISAPPEARED, "present", "missing", "2026-11-28"),
     ]
     from monitor.changes import sort_events
 
@@ -265,7 +273,8 @@ def test_quiet_day_message() -> None:
 
 def test_many_events_are_cut_in_the_subject() -> None:
     events = [
-        Event(f"d{i}.com", "disappeared", "present", "missing", "2026-11-28") for i in range(9)
+        Event(f"d{i}.com", EventKind.DISAPPEARED, "present", "missing", "2026-11-28")
+        for i in range(9)
     ]
     subject = commit_message("v", "2026-11-28", events, []).splitlines()[0]
     assert subject == "v: 9 disappeared: d0.com, d1.com, d2.com, and 6 more (2026-11-28)"
@@ -273,7 +282,7 @@ def test_many_events_are_cut_in_the_subject() -> None:
 
 def test_hostile_names_cannot_break_the_message() -> None:
     event = Event(
-        "x.com", "disappeared", "present", "missing", "2026-11-28", display="x\ny\x1b[31m"
+        "x.com", EventKind.DISAPPEARED, "present", "missing", "2026-11-28", display="x\ny\x1b[31m"
     )
     message = commit_message("v", "2026-11-28", [event], [])
     lines = message.splitlines()
@@ -319,9 +328,9 @@ def test_compare_skips_new_and_never_conclusive_names_and_goes_on() -> None:
         "xn--zz.com": entry("xn--zz.com", "gone", "2026-02-01"),
     }
     assert compare(before, after, "2026-02-01") == [
-        Event("lost.com", "disappeared", "present", "missing", "2026-02-01", "lost.com"),
-        Event(IDN, "restored", "missing", "present", "2026-02-01", "пример.рф"),
-        Event("xn--zz.com", "gone", "present", "gone", "2026-02-01", "xn--zz.com"),
+        Event("lost.com", EventKind.DISAPPEARED, "present", "missing", "2026-02-01", "lost.com"),
+        Event(IDN, EventKind.RESTORED, "missing", "present", "2026-02-01", "пример.рф"),
+        Event("xn--zz.com", EventKind.GONE, "present", "gone", "2026-02-01", "xn--zz.com"),
     ]
 
 
@@ -329,17 +338,17 @@ def test_compare_skips_new_and_never_conclusive_names_and_goes_on() -> None:
     ("event", "document"),
     [
         (
-            Event("bbc.com", "disappeared", "present", "missing", "2026-11-28"),
+            Event("bbc.com", EventKind.DISAPPEARED, "present", "missing", "2026-11-28"),
             {"domain": "bbc.com", "event": "disappeared", "from": "present", "to": "missing",
              "date": "2026-11-28"},
         ),
         (
-            Event("bbc.com", "restored", "missing", "present", "2026-11-28", "bbc.com"),
+            Event("bbc.com", EventKind.RESTORED, "missing", "present", "2026-11-28", "bbc.com"),
             {"domain": "bbc.com", "event": "restored", "from": "missing", "to": "present",
              "date": "2026-11-28"},
         ),
         (
-            Event(IDN, "degraded", "present", "tampered", "2026-11-28", "пример.рф"),
+            Event(IDN, EventKind.DEGRADED, "present", "tampered", "2026-11-28", "пример.рф"),
             {"domain": IDN, "event": "degraded", "from": "present", "to": "tampered",
              "display": "пример.рф", "date": "2026-11-28"},
         ),

@@ -22,6 +22,7 @@ from monitor.config import (
 )
 from monitor.errors import ConfigError
 from monitor.probe import TRANSPORTS
+from monitor.vocabulary import Group
 
 CFG = Path("/cfg/config.yaml")
 SHIPPED = Path(__file__).resolve().parent.parent / "config.yaml"
@@ -107,7 +108,7 @@ def test_setting(setting: str, attribute: str, expected: object) -> None:
     assert getattr(load(setting + "\n" + BASE), attribute) == expected
 
 
-def resolver(name: str, group: str = "national", **fields: Any) -> Resolver:
+def resolver(name: str, group: Group = Group.NATIONAL, **fields: Any) -> Resolver:
     values: dict[str, Any] = {
         "address": None,
         "port": 53,
@@ -119,7 +120,7 @@ def resolver(name: str, group: str = "national", **fields: Any) -> Resolver:
         "ca_file": None,
     }
     values.update(fields)
-    return Resolver(name=name, group=group, **values)  # type: ignore[arg-type]
+    return Resolver(name=name, group=group, **values)
 
 
 @pytest.mark.parametrize(

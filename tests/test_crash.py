@@ -61,7 +61,7 @@ def vantage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vantage]:
     base = World(records)
     worlds = {name: base.variant() for name in RESOLVERS}
     work = tmp_path_factory.mktemp("crash")
-    with Lab(worlds) as lab:  # type: ignore[arg-type]
+    with Lab(worlds) as lab:
         configs = {}
         for name in ("lab", "lab-b"):
             # TCP and a long timeout: no retry, so today's files are the same on every run.

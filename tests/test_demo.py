@@ -28,6 +28,12 @@ def run_demo(*args: str, tmpdir: Path | None = None) -> subprocess.CompletedProc
     )
 
 
+def subject(commit: git.Commit) -> str:
+    """Return a commit's first line (GitPython gives bytes only for a message it cannot decode)."""
+    assert isinstance(commit.summary, str)
+    return commit.summary
+
+
 def test_demo_tells_the_story_and_leaves_a_repository(tmp_path: Path) -> None:
     keep = tmp_path / "demo-repo"
     result = run_demo("--keep", str(keep))
@@ -35,7 +41,7 @@ def test_demo_tells_the_story_and_leaves_a_repository(tmp_path: Path) -> None:
     out = result.stdout
 
     repo = git.Repo(keep)
-    subjects = [c.summary for c in repo.iter_commits()][::-1]
+    subjects = [subject(c) for c in repo.iter_commits()][::-1]
     assert subjects[0] == "demo: no change, 0 missing of 23 (2026-02-09)"
     assert subjects[1].startswith("demo: 15 disappeared, 2 degraded: youtube.com, web.whatsapp.com")
     assert subjects[1].endswith("(2026-02-10)")

@@ -10,13 +10,14 @@ Run with ``-s`` to see the measured figures that docs/reliability.md reports.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from realdns import DNSLab, Endpoint, MissingBinaryError
 
 import monitor.run
 from monitor.config import Config, load_config_text
-from monitor.lab import Lab, Request, World
+from monitor.lab import Handler, Lab, Reply, Request, World
 from monitor.measure import Measurement, measure
 from monitor.probe import Engine, Observation
 
@@ -277,6 +278,12 @@ def observe(config: Config, resolver: str, names: Sequence[str]) -> list[Observa
     return found
 
 
+# The forgeries, by the name of their share in Faults and in the proxy's counts.
+FORGERIES = {
+    "wrong_id": Faults(wrong_id=1.0),
+    "wrong_question": Faults(wrong_question=1.0),
+    "other_port": Faults(other_port=1.0),
+}
 SPOOFS = [
     ("udp", "wrong_id"),
     ("udp", "wrong_question"),
@@ -294,7 +301,7 @@ def test_a_reply_with_the_wrong_id_question_or_port_never_becomes_an_observation
     """Each forgery says NXDOMAIN: had the engine believed one, a status would be nxdomain."""
     names = [n for n in NAMES[:40] if n not in DELETED]
     name = "ctl-a" if transport == "udp" else "ctl-b"
-    plan = Faults(drop=0.0 if genuine else 1.0, **{kind: 1.0})
+    plan = dataclasses.replace(FORGERIES[kind], drop=0.0 if genuine else 1.0)
     vantage.proxies[name].set(**{f"{transport}_replies": plan})
     config = vantage.config(tmp_path, names, timeout=0.3, extra="attempts: 1")
     statuses = Counter(o.status for o in observe(config, name, names))
@@ -379,14 +386,14 @@ def lab_config(
     return path
 
 
-def rewriting(world: World, aaaa: str) -> Callable[[Request], object]:
+def rewriting(world: World, aaaa: str) -> Handler:
     """A resolver that answers A queries for names that do not exist with REWRITE.
 
     ``aaaa`` says what it does to AAAA queries for them: keep NXDOMAIN, answer NOERROR with
     no records (the whole name made to exist, as a wildcard would), or rewrite too.
     """
 
-    def handler(request: Request) -> object:
+    def handler(request: Request) -> Reply:
         reply = world(request)
         if not isinstance(reply, dns.message.Message) or reply.rcode() != dns.rcode.NXDOMAIN:
             return reply
@@ -409,14 +416,14 @@ def test_a_resolver_rewriting_nxdomain_is_reported_and_hides_no_deletion(
 ) -> None:
     world = World(LAB_RECORDS)
     national = world.variant(nxdomain=LAB_DELETED)
-    handlers = {
+    handlers: dict[str, Handler] = {
         "nat-a": rewriting(national, aaaa),
         "nat-b": rewriting(national, aaaa),
         "ctl-a": world,
         "ctl-b": world,
     }
     names = LAB_NAMES[:20]
-    with Lab(handlers) as lab:  # type: ignore[arg-type]
+    with Lab(handlers) as lab:
         config = load_config_text(
             lab_config(lab, tmp_path, names).read_text(), tmp_path / "config.yaml"
         )
@@ -435,7 +442,7 @@ def test_a_resolver_rewriting_nxdomain_is_reported_and_hides_no_deletion(
 def test_nxdomain_rewriting_shows_in_resolvers_yaml_and_check_json(tmp_path: Path) -> None:
     world = World(LAB_RECORDS)
     national = world.variant(nxdomain=LAB_DELETED)
-    handlers = {
+    handlers: dict[str, Handler] = {
         "nat-a": rewriting(national, "nxdomain"),
         "nat-b": national,
         "ctl-a": world,
@@ -443,7 +450,7 @@ def test_nxdomain_rewriting_shows_in_resolvers_yaml_and_check_json(tmp_path: Pat
     }
     names = LAB_NAMES[:10]
     repo = git_repo(tmp_path / "repo")
-    with Lab(handlers) as lab:  # type: ignore[arg-type]
+    with Lab(handlers) as lab:
         path = lab_config(lab, tmp_path, names)
         config = load_config_text(path.read_text(), path)
         result = monitor.run.run(config, repo=repo, date="2026-03-01", confirm_spacing=0)
@@ -470,14 +477,19 @@ def test_a_national_that_breaks_halfway_is_down_and_raises_no_mass_missing(
     breaking = world.variant()
     asked = Counter[str]()
 
-    def national(request: Request) -> object:
+    def national(request: Request) -> Reply:
         asked["n"] += 1
         if asked["n"] == 250:  # the canaries took 3; the main pass is 600 queries
             breaking.update(nxdomain=["."])
         return breaking(request)
 
-    handlers = {"nat-a": world, "nat-b": national, "ctl-a": world, "ctl-b": world}
-    with Lab(handlers) as lab:  # type: ignore[arg-type]
+    handlers: dict[str, Handler] = {
+        "nat-a": world,
+        "nat-b": national,
+        "ctl-a": world,
+        "ctl-b": world,
+    }
+    with Lab(handlers) as lab:
         path = lab_config(lab, tmp_path, LAB_NAMES, extra="record_types: [A, AAAA]")
         m = measure(load_config_text(path.read_text(), path), confirm_spacing=0)
     assert asked["n"] > 600
@@ -548,7 +560,7 @@ def test_a_vantage_offline_exits_4_quickly_and_leaves_yesterday_untouched(
     world = World(records)
     handlers = {n: world.variant() for n in ("nat-a", "nat-b", "ctl-a", "ctl-b")}
     repo = git_repo(tmp_path / "repo")
-    lab = Lab(handlers)  # type: ignore[arg-type]
+    lab = Lab(handlers)
     try:
         path = lab_config(lab, tmp_path, OFFLINE_NAMES, timeout=OFFLINE_TIMEOUT)
         yesterday = cli(path, "run", "--repo", str(repo), "--date", "2026-03-01", cwd=repo)

@@ -6,8 +6,11 @@ import xml.etree.ElementTree as ET
 
 from monitor.changes import Event
 from monitor.feed import ATOM, KEEP, entries_for, parse_feed, render_feed
+from monitor.vocabulary import EventKind
 
-HOSTILE = Event("x.com", "disappeared", "present", "missing", "2026-01-01", "a\\b<i>\x1b[31m&\n")
+HOSTILE = Event(
+    "x.com", EventKind.DISAPPEARED, "present", "missing", "2026-01-01", "a\\b<i>\x1b[31m&\n"
+)
 
 
 def test_feed_is_atom_and_escapes_what_it_shows() -> None:
@@ -29,10 +32,11 @@ def test_reading_back_and_writing_again_changes_nothing() -> None:
 
 def test_new_entries_come_first_and_the_feed_is_bounded() -> None:
     old = [
-        Event(f"d{i}.com", "disappeared", "present", "missing", "2026-01-01") for i in range(KEEP)
+        Event(f"d{i}.com", EventKind.DISAPPEARED, "present", "missing", "2026-01-01")
+        for i in range(KEEP)
     ]
     feed = render_feed("v", entries_for("v", old), [])
-    new = Event("new.com", "restored", "missing", "present", "2026-01-02")
+    new = Event("new.com", EventKind.RESTORED, "missing", "present", "2026-01-02")
     entries = parse_feed(render_feed("v", entries_for("v", [new]), parse_feed(feed)))
     assert len(entries) == KEEP
     assert entries[0].title == "restored: new.com (missing → present)"

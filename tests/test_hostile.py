@@ -23,6 +23,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
+import dns.message
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -33,7 +34,7 @@ from monitor.config import WatchedName, load_config_text
 from monitor.errors import ConfigError, SnapshotError
 from monitor.feed import entries_for, parse_feed, render_feed
 from monitor.history import DomainHistory, Period
-from monitor.lab import Lab, Request, Responder, World, encode
+from monitor.lab import Lab, Reply, Request, Responder, World, encode
 from monitor.measure import DomainResult, Measurement, ResolverHealth
 from monitor.output import check_table, health_lines, history_csv, measurement_document
 from monitor.probe import Engine, Observation
@@ -46,7 +47,7 @@ from monitor.snapshot import (
     shard_name,
     snapshot_dir,
 )
-from monitor.vocabulary import STATUSES, Verdict
+from monitor.vocabulary import STATUSES, EventKind, Group, Health, Status, Verdict
 
 PROJECT = Path(__file__).resolve().parent.parent
 ESC = "\x1b"
@@ -143,13 +144,13 @@ def test_a_hostile_verdict_in_yesterdays_snapshot_never_breaks_the_commit_messag
 
 @pytest.mark.parametrize("text", HOSTILE)
 def test_hostile_strings_in_events_never_break_the_commit_message(text: str) -> None:
-    events = [Event(text, "disappeared", text, "missing", DAY, text)] * 4
+    events = [Event(text, EventKind.DISAPPEARED, text, "missing", DAY, text)] * 4
     assert_one_message(commit_message("lab", DAY, events, []), 4)
 
 
 @pytest.mark.parametrize("text", HOSTILE)
 def test_hostile_strings_in_events_never_break_the_feed(text: str) -> None:
-    events = [Event(text, "disappeared", text, "missing", DAY, text)] * 4
+    events = [Event(text, EventKind.DISAPPEARED, text, "missing", DAY, text)] * 4
     feed = render_feed("lab", entries_for("lab", events), [])
     root = ET.fromstring(feed)
     assert [child.tag.split("}")[1] for child in root] == [
@@ -170,15 +171,15 @@ def test_hostile_strings_in_events_never_break_the_feed(text: str) -> None:
 
 def hostile_measurement(text: str) -> Measurement:
     observations = {
-        "nat-a": (Observation("nat-a", "a.com", "TXT", "ok", (text, json.dumps(text)), text),),
-        "ctl-a": (Observation("ctl-a", "a.com", "A", "error", (), text),),
+        "nat-a": (Observation("nat-a", "a.com", "TXT", Status.OK, (text, json.dumps(text)), text),),
+        "ctl-a": (Observation("ctl-a", "a.com", "A", Status.ERROR, (), text),),
     }
     name = WatchedName("a.com", "a.com", text)
     return Measurement(
         "lab",
         (
-            ResolverHealth("nat-a", "national", "nxdomain-rewriting", text),
-            ResolverHealth("ctl-a", "control", "down", text),
+            ResolverHealth("nat-a", Group.NATIONAL, Health.NXDOMAIN_REWRITING, text),
+            ResolverHealth("ctl-a", Group.CONTROL, Health.DOWN, text),
         ),
         (DomainResult(name, Verdict.PRESENT, RESOLVERS, ("ok", "error"), observations),),
     )
@@ -479,9 +480,11 @@ class Fuzzer:
         self.genuine_after = False
         self.responder = Responder(self.handle)
 
-    def handle(self, request: Request) -> object:
+    def handle(self, request: Request) -> Reply:
         assert request.message is not None
-        genuine = encode(GENUINE_WORLD(request), request)  # type: ignore[arg-type]
+        answer = GENUINE_WORLD(request)
+        assert isinstance(answer, dns.message.Message)
+        genuine = encode(answer, request)
         qid = struct.pack("!H", request.message.id)
         if self.mutations is not None:
             data = bytearray(genuine)

@@ -19,10 +19,11 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from monitor.config import Resolver
-from monitor.lab import Delayed, Request, Responder, World
+from monitor.config import Mode, Resolver
+from monitor.lab import Changes, Delayed, Handler, Reply, Request, Responder, World
 from monitor.probe import Engine, Observation, Pacer, bulk
 from monitor.probe.wire import classify
+from monitor.vocabulary import Group
 
 RECORDS = {
     ("example.org", "A"): ["93.184.216.34"],
@@ -33,15 +34,15 @@ RECORDS = {
 
 
 def resolver(
-    responder: Responder, transport: str = "udp", mode: str = "recursive", rate: float = 0
+    responder: Responder, transport: str = "udp", mode: Mode = "recursive", rate: float = 0
 ) -> Resolver:
     return Resolver(
         name="r",
-        group="national",
+        group=Group.NATIONAL,
         address=responder.address,
         port=responder.port,
-        transport=transport,  # type: ignore[arg-type]
-        mode=mode,  # type: ignore[arg-type]
+        transport=transport,
+        mode=mode,
         rate=rate,
         server_name=None,
         url=None,
@@ -65,17 +66,19 @@ def ask(
     return asyncio.run(go())
 
 
-def one(res: Resolver, name: str, rdtype: str = "A", **kw: float) -> Observation:
-    (observation,) = ask(res, [name], (rdtype,), **kw)  # type: ignore[arg-type]
+def one(
+    res: Resolver, name: str, rdtype: str = "A", timeout: float = 0.5, attempts: int = 2
+) -> Observation:
+    (observation,) = ask(res, [name], (rdtype,), timeout=timeout, attempts=attempts)
     return observation
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[Callable[[Request], object]], Responder]]:
+def serve() -> Iterator[Callable[[Handler], Responder]]:
     started: list[Responder] = []
 
-    def start(handler: Callable[[Request], object]) -> Responder:
-        responder = Responder(handler)  # type: ignore[arg-type]
+    def start(handler: Handler) -> Responder:
+        responder = Responder(handler)
         started.append(responder)
         return responder
 
@@ -84,7 +87,7 @@ def serve() -> Iterator[Callable[[Callable[[Request], object]], Responder]]:
         responder.stop()
 
 
-def answer(request: Request, rcode: int = dns.rcode.NOERROR) -> dns.message.Message:
+def answer(request: Request, rcode: dns.rcode.Rcode = dns.rcode.NOERROR) -> dns.message.Message:
     assert request.message is not None
     response = dns.message.make_response(request.message)
     response.set_rcode(rcode)
@@ -120,9 +123,9 @@ def test_statuses_from_a_resolver_like_world(
     [({"refuse": ["example.org"]}, "refused"), ({"servfail": ["example.org"]}, "servfail")],
 )
 def test_refused_and_servfail(
-    serve: Callable[..., Responder], overrides: dict[str, list[str]], status: str
+    serve: Callable[..., Responder], overrides: Changes, status: str
 ) -> None:
-    res = resolver(serve(World(RECORDS, **overrides)))  # type: ignore[arg-type]
+    res = resolver(serve(World(RECORDS, **overrides)))
     assert one(res, "example.org").status == status
 
 
@@ -237,12 +240,12 @@ def test_referral_and_authoritative_mode(serve: Callable[..., Responder]) -> Non
     # recursion is not desired in authoritative mode
     seen: list[bool] = []
 
-    def spy(request: Request) -> object:
+    def spy(request: Request) -> Reply:
         assert request.message is not None
         seen.append(bool(request.message.flags & dns.flags.RD))
         return world(request)
 
-    responder.handler = spy  # type: ignore[assignment]
+    responder.handler = spy
     one(resolver(responder, mode="authoritative"), "www.example.org")
     one(resolver(responder, mode="recursive"), "www.example.org")
     assert seen == [False, True]
@@ -361,7 +364,7 @@ def test_tcp_pipelines_on_one_connection() -> None:
     thread = threading.Thread(target=hold_then_answer, daemon=True)
     thread.start()
     port = listener.getsockname()[1]
-    tcp = Resolver("r", "national", "127.0.0.1", port, "tcp", "recursive", 0, None, None, None)
+    tcp = Resolver("r", Group.NATIONAL, "127.0.0.1", port, "tcp", "recursive", 0, None, None, None)
     try:
         observations = observe_within(tcp, names, ("A", "AAAA"))
         listener.setblocking(False)
@@ -423,13 +426,13 @@ def test_classify_cname_loop_and_answers_for_other_names() -> None:
 
 def test_unreachable_resolver_is_an_error_not_a_crash() -> None:
     # Nothing listens on port 9: the kernel's ICMP refusal fails the attempts at once.
-    res = Resolver("r", "national", "127.0.0.1", 9, "udp", "recursive", 0, None, None, None)
+    res = Resolver("r", Group.NATIONAL, "127.0.0.1", 9, "udp", "recursive", 0, None, None, None)
     started = time.monotonic()
     observations = ask(res, ["example.org", "example.net"], timeout=30.0, attempts=2)
     assert [o.status for o in observations] == ["error", "error"]
     assert all(o.detail == "network error: Connection refused" for o in observations)
     assert time.monotonic() - started < 30.0  # before the first attempt's timeout could fire
-    res_tcp = Resolver("r", "national", "127.0.0.1", 9, "tcp", "recursive", 0, None, None, None)
+    res_tcp = Resolver("r", Group.NATIONAL, "127.0.0.1", 9, "tcp", "recursive", 0, None, None, None)
     observation = one(res_tcp, "example.org", timeout=0.2, attempts=1)
     assert observation.status == "error" and "connection failed" in (observation.detail or "")
 
@@ -444,7 +447,7 @@ def test_udp_sockets_that_cannot_open_end_every_job_as_an_error() -> None:
     ):
         sock.connect(("fe80::1", 53))
     reason = f"network error: {refused.value.strerror}"
-    res = Resolver("r", "national", "fe80::1", 53, "udp", "recursive", 0, None, None, None)
+    res = Resolver("r", Group.NATIONAL, "fe80::1", 53, "udp", "recursive", 0, None, None, None)
 
     async def go() -> tuple[dict[int, Observation], int]:
         seen: dict[int, Observation] = {}
@@ -469,7 +472,9 @@ def test_udp_sockets_that_cannot_open_end_every_job_as_an_error() -> None:
 
 
 def udp_resolver(port: int, rate: float = 0) -> Resolver:
-    return Resolver("r", "national", "127.0.0.1", port, "udp", "recursive", rate, None, None, None)
+    return Resolver(
+        "r", Group.NATIONAL, "127.0.0.1", port, "udp", "recursive", rate, None, None, None
+    )
 
 
 def test_a_reply_behind_an_icmp_error_does_not_break_the_pass() -> None:
@@ -604,7 +609,7 @@ def test_queries_paced_while_a_connection_opens_keep_the_rate() -> None:
     rate = 20
     names = [f"n{i}.example.org" for i in range(60)]
     resolver = Resolver(
-        "r", "control", "127.0.0.1", port, "tcp", "recursive", rate, None, None, None
+        "r", Group.CONTROL, "127.0.0.1", port, "tcp", "recursive", rate, None, None, None
     )
     server = threading.Thread(target=serve, daemon=True)
     server.start()

@@ -127,7 +127,7 @@ ANSWER_CASES = [
     ids=[f"{case[0]}-{case[1]}{case[2]}" for case in ANSWER_CASES],
 )
 def test_answers(
-    world: World, server: str, qname: str, rdtype: str, rcode: int, expected: set[str]
+    world: World, server: str, qname: str, rdtype: str, rcode: dns.rcode.Rcode, expected: set[str]
 ) -> None:
     reply = ask(getattr(world, server), qname, rdtype)
     assert (dns.rcode.to_text(reply.rcode()), answers(reply)) == (

@@ -70,7 +70,7 @@ class VantageModel:
 
     def counts(self, date: str) -> dict[str, int]:
         n = self.dates.index(date)
-        return dict(Counter(v[n] for v in self.days.values() if v[n] is not None))
+        return dict(Counter(verdict for v in self.days.values() if (verdict := v[n]) is not None))
 
     @property
     def final(self) -> dict[str, Entry]:

@@ -15,7 +15,7 @@ from monitor.measure import DomainResult, Measurement, ResolverHealth
 from monitor.output import run_summary
 from monitor.run import RunResult
 from monitor.snapshot import Entry
-from monitor.vocabulary import Verdict
+from monitor.vocabulary import EventKind, Group, Health, Verdict
 
 DATE = "2026-11-28"
 VANTAGE = "abroad"
@@ -67,9 +67,9 @@ def make_result(names: list[str]) -> RunResult:
         domain = f"d{i}.example"
         # Half of the events show the hostile text as the display name, half as the domain.
         event = (
-            Event(domain, "disappeared", "present", "missing", DATE, display=name)
+            Event(domain, EventKind.DISAPPEARED, "present", "missing", DATE, display=name)
             if i % 2 == 0
-            else Event(name, "degraded", "present", "tampered", DATE)
+            else Event(name, EventKind.DEGRADED, "present", "tampered", DATE)
         )
         events.append(event)
         statuses = (("nsdi-a", "nxdomain"), ("google", "ok"))
@@ -82,9 +82,11 @@ def make_result(names: list[str]) -> RunResult:
                 ("nxdomain", "ok"),
             )
         )
-    health = [ResolverHealth("nsdi-a", "national", "up")]
+    health = [ResolverHealth("nsdi-a", Group.NATIONAL, Health.UP)]
     health += [
-        ResolverHealth(name, "control", "nxdomain-rewriting" if i % 2 else "down", detail=name)
+        ResolverHealth(
+            name, Group.CONTROL, Health.NXDOMAIN_REWRITING if i % 2 else Health.DOWN, detail=name
+        )
         for i, name in enumerate(names)
     ]
     measurement = Measurement(VANTAGE, tuple(health), tuple(domains))

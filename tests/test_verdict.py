@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Collection
 
 import pytest
 from hypothesis import given, settings
@@ -27,13 +28,13 @@ from monitor.verdict import (
     resolver_state,
     state_of,
 )
-from monitor.vocabulary import Verdict
+from monitor.vocabulary import ControlJudgement, NationalJudgement, Status, Verdict
 
 E, A, F, T = State.EXISTS, State.ABSENT, State.FAILED, State.TAMPERED
 
 
 def obs(resolver: str, status: str, *answers: str, rdtype: str = "A") -> Observation:
-    return Observation(resolver, "example.org", rdtype, status, tuple(answers))
+    return Observation(resolver, "example.org", rdtype, Status(status), tuple(answers))
 
 
 @pytest.mark.parametrize(
@@ -57,7 +58,7 @@ def obs(resolver: str, status: str, *answers: str, rdtype: str = "A") -> Observa
     ],
 )
 def test_every_cell_of_the_table(controls: str, nationals: str, verdict: str) -> None:
-    assert decide(controls, nationals) == Verdict(verdict)
+    assert decide(ControlJudgement(controls), NationalJudgement(nationals)) == Verdict(verdict)
 
 
 @pytest.mark.parametrize(
@@ -83,7 +84,7 @@ def test_resolver_state(statuses: list[str], authoritative: bool, state: State) 
 
 def test_a_resolver_is_recursive_unless_told() -> None:
     """A referral from a resolver not known to be authoritative is no answer."""
-    referral = STATUS_CODE["referral"]
+    referral = STATUS_CODE[Status.REFERRAL]
     assert resolver_state([obs("r", "referral"), obs("r", "referral", rdtype="AAAA")]) is F
     assert state_of([referral, referral]) is F
     assert state_of([referral, referral], authoritative=True) is E
@@ -92,10 +93,10 @@ def test_a_resolver_is_recursive_unless_told() -> None:
 @pytest.mark.parametrize(
     ("codes", "state"),
     [
-        ([STATUS_CODE["ok"] | SUSPICIOUS], E),  # the flag never hides the status under it
-        ([STATUS_CODE["nodata"] | SUSPICIOUS, STATUS_CODE["nxdomain"]], E),
-        ([STATUS_CODE["nxdomain"], STATUS_CODE["timeout"]], A),
-        ([STATUS_CODE["servfail"] | SUSPICIOUS], F),
+        ([STATUS_CODE[Status.OK] | SUSPICIOUS], E),  # the flag never hides the status under it
+        ([STATUS_CODE[Status.NODATA] | SUSPICIOUS, STATUS_CODE[Status.NXDOMAIN]], E),
+        ([STATUS_CODE[Status.NXDOMAIN], STATUS_CODE[Status.TIMEOUT]], A),
+        ([STATUS_CODE[Status.SERVFAIL] | SUSPICIOUS], F),
         ([], F),
     ],
 )
@@ -106,26 +107,33 @@ def test_state_of_codes(codes: list[int], state: State) -> None:
 @pytest.mark.parametrize(
     ("rdtype", "status", "answers", "bogons", "stubs", "code"),
     [
-        ("A", "ok", ("93.184.216.34",), True, set(), STATUS_CODE["ok"]),
-        ("A", "ok", ("93.184.216.34", "10.0.0.1"), True, set(), STATUS_CODE["ok"] | SUSPICIOUS),
-        ("A", "ok", ("10.0.0.1",), False, set(), STATUS_CODE["ok"]),
-        ("A", "ok", ("95.213.4.1",), False, {"95.213.4.1"}, STATUS_CODE["ok"] | SUSPICIOUS),
-        ("AAAA", "ok", ("2a00:1450:4001:82a::200e",), True, set(), STATUS_CODE["ok"]),
-        ("AAAA", "ok", ("fe80::1",), True, set(), STATUS_CODE["ok"] | SUSPICIOUS),
+        ("A", "ok", ("93.184.216.34",), True, set(), STATUS_CODE[Status.OK]),
+        (
+            "A",
+            "ok",
+            ("93.184.216.34", "10.0.0.1"),
+            True,
+            set(),
+            STATUS_CODE[Status.OK] | SUSPICIOUS,
+        ),
+        ("A", "ok", ("10.0.0.1",), False, set(), STATUS_CODE[Status.OK]),
+        ("A", "ok", ("95.213.4.1",), False, {"95.213.4.1"}, STATUS_CODE[Status.OK] | SUSPICIOUS),
+        ("AAAA", "ok", ("2a00:1450:4001:82a::200e",), True, set(), STATUS_CODE[Status.OK]),
+        ("AAAA", "ok", ("fe80::1",), True, set(), STATUS_CODE[Status.OK] | SUSPICIOUS),
         ("AAAA", "ok", ("2001:db8::5",), False, {"2001:db8::5"}, SUSPICIOUS),
         # only addresses are judged as addresses
-        ("MX", "ok", ("10.0.0.1",), True, {"10.0.0.1"}, STATUS_CODE["ok"]),
-        ("TXT", "ok", ("127.0.0.1",), True, set(), STATUS_CODE["ok"]),
+        ("MX", "ok", ("10.0.0.1",), True, {"10.0.0.1"}, STATUS_CODE[Status.OK]),
+        ("TXT", "ok", ("127.0.0.1",), True, set(), STATUS_CODE[Status.OK]),
         # the flag is added to the status, never put in its place
-        ("A", "nodata", ("10.0.0.1",), True, set(), STATUS_CODE["nodata"] | SUSPICIOUS),
-        ("AAAA", "referral", ("::1",), True, set(), STATUS_CODE["referral"] | SUSPICIOUS),
-        ("A", "nxdomain", (), True, set(), STATUS_CODE["nxdomain"]),
+        ("A", "nodata", ("10.0.0.1",), True, set(), STATUS_CODE[Status.NODATA] | SUSPICIOUS),
+        ("AAAA", "referral", ("::1",), True, set(), STATUS_CODE[Status.REFERRAL] | SUSPICIOUS),
+        ("A", "nxdomain", (), True, set(), STATUS_CODE[Status.NXDOMAIN]),
     ],
 )
 def test_code_of_an_observation(
     rdtype: str, status: str, answers: tuple[str, ...], bogons: bool, stubs: set[str], code: int
 ) -> None:
-    observation = Observation("r", "example.org", rdtype, status, answers)
+    observation = Observation("r", "example.org", rdtype, Status(status), answers)
     assert code_of(observation, bogons=bogons, stub_addresses=stubs) == code
 
 
@@ -196,10 +204,20 @@ def test_suspicious_addresses(
 PANEL = Panel(national=("n1", "n2"), control=("c1", "c2"))
 
 
-def verdict_of(by_resolver: dict[str, list[Observation]], **kw: object) -> Verdict:
-    options: dict[str, object] = {"min_controls": 1, "bogons": True, "stub_addresses": set()}
-    options.update(kw)
-    return judge(by_resolver, PANEL, **options)  # type: ignore[arg-type]
+def verdict_of(
+    by_resolver: dict[str, list[Observation]],
+    *,
+    min_controls: int = 1,
+    bogons: bool = True,
+    stub_addresses: Collection[str] = frozenset(),
+) -> Verdict:
+    return judge(
+        by_resolver,
+        PANEL,
+        min_controls=min_controls,
+        bogons=bogons,
+        stub_addresses=stub_addresses,
+    )
 
 
 GOOD = ["93.184.216.34"]
@@ -302,18 +320,18 @@ def test_stub_address_is_tampering_even_without_bogons() -> None:
     ],
 )
 def test_most_telling_status(statuses: list[str], shown: str) -> None:
-    assert most_telling(statuses) == shown
+    assert most_telling([Status(s) for s in statuses]) == shown
 
 
 @pytest.mark.parametrize(
     ("codes", "shown"),
     [
-        ([STATUS_CODE["ok"] | SUSPICIOUS, STATUS_CODE["nxdomain"]], "ok"),
-        ([STATUS_CODE["nxdomain"], STATUS_CODE["nodata"] | SUSPICIOUS], "nodata"),
-        ([STATUS_CODE["timeout"], STATUS_CODE["nxdomain"]], "nxdomain"),
-        ([STATUS_CODE["refused"], STATUS_CODE["servfail"]], "refused"),
-        ([NOT_ASKED, STATUS_CODE["servfail"]], "servfail"),  # a type not asked is left out
-        ([STATUS_CODE["timeout"], NOT_ASKED], "timeout"),
+        ([STATUS_CODE[Status.OK] | SUSPICIOUS, STATUS_CODE[Status.NXDOMAIN]], "ok"),
+        ([STATUS_CODE[Status.NXDOMAIN], STATUS_CODE[Status.NODATA] | SUSPICIOUS], "nodata"),
+        ([STATUS_CODE[Status.TIMEOUT], STATUS_CODE[Status.NXDOMAIN]], "nxdomain"),
+        ([STATUS_CODE[Status.REFUSED], STATUS_CODE[Status.SERVFAIL]], "refused"),
+        ([NOT_ASKED, STATUS_CODE[Status.SERVFAIL]], "servfail"),  # a type not asked is left out
+        ([STATUS_CODE[Status.TIMEOUT], NOT_ASKED], "timeout"),
         ([NOT_ASKED, NOT_ASKED], "error"),
     ],
 )

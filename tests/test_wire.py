@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import struct
+from collections.abc import Sequence
+from typing import TypedDict
 
 import dns.flags
 import dns.message
@@ -29,6 +31,7 @@ from monitor.probe.wire import (
     read_reply,
     read_with_dnspython,
 )
+from monitor.vocabulary import Status
 
 QNAME = "www.Example.org."
 A, NS, CNAME, SOA, MX, AAAA = 1, 2, 5, 6, 15, 28
@@ -39,8 +42,8 @@ def reply_to(
     qname: str = QNAME,
     rdtype: str = "A",
     rcode: dns.rcode.Rcode = dns.rcode.NOERROR,
-    answer: list[tuple[str, str, str]] = (),  # type: ignore[assignment]
-    authority: list[tuple[str, str, str]] = (),  # type: ignore[assignment]
+    answer: Sequence[tuple[str, str, str]] = (),
+    authority: Sequence[tuple[str, str, str]] = (),
     aa: bool = False,
     tc: bool = False,
 ) -> bytes:
@@ -59,7 +62,7 @@ def reply_to(
     return response.to_wire()
 
 
-def oracle(wire: bytes, qname: str, rdtype: int) -> tuple[str, tuple[str, ...], str | None]:
+def oracle(wire: bytes, qname: str, rdtype: int) -> tuple[Status, tuple[str, ...], str | None]:
     """Return what dnspython's own parse of ``wire`` gives, through classify."""
     return classify(dns.message.from_wire(wire), dns.name.from_text(qname), rdtype)
 
@@ -78,8 +81,8 @@ def rr(owner: bytes, rtype: int, rdata: bytes, rclass: int = 1) -> bytes:
 
 
 def packet(
-    answer: list[bytes] = (),  # type: ignore[assignment]
-    authority: list[bytes] = (),  # type: ignore[assignment]
+    answer: Sequence[bytes] = (),
+    authority: Sequence[bytes] = (),
     *,
     flags: int = 0x8180,  # QR RD RA, NOERROR
     qname: bytes = name("www.example.org"),
@@ -107,129 +110,146 @@ def v6(address: str) -> str:
     return "2001:db8::" + address.replace(".", ":")
 
 
+class Reply(TypedDict, total=False):
+    """What :func:`reply_to` is given besides the type asked."""
+
+    rcode: dns.rcode.Rcode
+    answer: Sequence[tuple[str, str, str]]
+    authority: Sequence[tuple[str, str, str]]
+    aa: bool
+
+
 # (case, reply, what it says about an A question)
-FAST_CASES: list[tuple[str, dict[str, object], tuple[str, tuple[str, ...], str | None]]] = [
+FAST_CASES: list[tuple[str, Reply, tuple[Status, tuple[str, ...], str | None]]] = [
     (
         "addresses",
-        dict(answer=[(QNAME, "A", "93.184.216.34"), (QNAME, "A", "93.184.216.35")]),
-        ("ok", ("93.184.216.34", "93.184.216.35"), None),
+        Reply(answer=[(QNAME, "A", "93.184.216.34"), (QNAME, "A", "93.184.216.35")]),
+        (Status.OK, ("93.184.216.34", "93.184.216.35"), None),
     ),
     (
         "cname chain",
-        dict(answer=[(QNAME, "CNAME", "b.example.net."), ("b.example.net.", "A", "1.2.3.4")]),
-        ("ok", ("1.2.3.4",), None),
+        Reply(answer=[(QNAME, "CNAME", "b.example.net."), ("b.example.net.", "A", "1.2.3.4")]),
+        (Status.OK, ("1.2.3.4",), None),
     ),
     (
         # The second address's owner comes right after a byte 12, the question's offset.
         "cname chain to two addresses",
-        dict(
+        Reply(
             answer=[
                 (QNAME, "CNAME", "b.example.net."),
                 ("b.example.net.", "A", "192.0.2.12"),
                 ("b.example.net.", "A", "192.0.2.13"),
             ]
         ),
-        ("ok", ("192.0.2.12", "192.0.2.13"), None),
+        (Status.OK, ("192.0.2.12", "192.0.2.13"), None),
     ),
     (
         "long cname chain",
-        dict(
+        Reply(
             answer=[(QNAME, "CNAME", "c1.example.net.")]
             + [(f"c{i}.example.net.", "CNAME", f"c{i + 1}.example.net.") for i in range(1, 15)]
             + [("c15.example.net.", "A", "1.2.3.4")]
         ),
-        ("ok", ("1.2.3.4",), None),
+        (Status.OK, ("1.2.3.4",), None),
     ),
-    ("cname to nothing", dict(answer=[(QNAME, "CNAME", "b.example.net.")]), ("nodata", (), None)),
+    (
+        "cname to nothing",
+        Reply(answer=[(QNAME, "CNAME", "b.example.net.")]),
+        (Status.NODATA, (), None),
+    ),
     (
         "cname loop through the qname",
-        dict(answer=[(QNAME, "CNAME", "b.example.net."), ("b.example.net.", "CNAME", QNAME)]),
-        ("error", (), "CNAME loop"),
+        Reply(answer=[(QNAME, "CNAME", "b.example.net."), ("b.example.net.", "CNAME", QNAME)]),
+        (Status.ERROR, (), "CNAME loop"),
     ),
     (
         "cname loop past the qname",
-        dict(
+        Reply(
             answer=[
                 (QNAME, "CNAME", "b.example.net."),
                 ("b.example.net.", "CNAME", "c.example.net."),
                 ("c.example.net.", "CNAME", "b.example.net."),
             ]
         ),
-        ("error", (), "CNAME loop"),
+        (Status.ERROR, (), "CNAME loop"),
     ),
     (
         "answer for another name",
-        dict(answer=[("elsewhere.example.", "A", "1.2.3.4")]),
-        ("nodata", (), None),
+        Reply(answer=[("elsewhere.example.", "A", "1.2.3.4")]),
+        (Status.NODATA, (), None),
     ),
-    ("empty", dict(), ("nodata", (), None)),
-    ("nodata", dict(authority=[("example.org.", "SOA", "ns. h. 1 2 3 4 5")]), ("nodata", (), None)),
+    ("empty", Reply(), (Status.NODATA, (), None)),
+    (
+        "nodata",
+        Reply(authority=[("example.org.", "SOA", "ns. h. 1 2 3 4 5")]),
+        (Status.NODATA, (), None),
+    ),
     (
         "referral",
-        dict(authority=[("example.org.", "NS", "ns.example.net.")]),
-        ("referral", (), None),
+        Reply(authority=[("example.org.", "NS", "ns.example.net.")]),
+        (Status.REFERRAL, (), None),
     ),
     (
         "referral with several ns",
-        dict(
+        Reply(
             authority=[
                 ("example.org.", "NS", "ns1.example.net."),
                 ("example.org.", "NS", "ns2.example.net."),
                 ("org.", "NS", "a.gtld.example."),
             ]
         ),
-        ("referral", (), None),
+        (Status.REFERRAL, (), None),
     ),
     (
         "ns then soa is nodata",
-        dict(
+        Reply(
             authority=[
                 ("example.org.", "NS", "ns.example.net."),
                 ("example.org.", "SOA", "ns. h. 1 2 3 4 5"),
             ]
         ),
-        ("nodata", (), None),
+        (Status.NODATA, (), None),
     ),
     (
         "soa then ns is nodata",
-        dict(
+        Reply(
             authority=[
                 ("example.org.", "SOA", "ns. h. 1 2 3 4 5"),
                 ("example.org.", "NS", "ns.example.net."),
             ]
         ),
-        ("nodata", (), None),
+        (Status.NODATA, (), None),
     ),
     (
         "neither ns nor soa",
-        dict(authority=[("example.org.", "NSEC", "zz.example.org. A")]),
-        ("nodata", (), None),
+        Reply(authority=[("example.org.", "NSEC", "zz.example.org. A")]),
+        (Status.NODATA, (), None),
     ),
     (
         "aa ns is not a referral",
-        dict(authority=[("example.org.", "NS", "ns.example.net.")], aa=True),
-        ("nodata", (), None),
+        Reply(authority=[("example.org.", "NS", "ns.example.net.")], aa=True),
+        (Status.NODATA, (), None),
     ),
     (
         "ns beside an answer is not a referral",
-        dict(
+        Reply(
             answer=[(QNAME, "CNAME", "b.example.net.")],
             authority=[("example.net.", "NS", "ns.example.net.")],
         ),
-        ("nodata", (), None),
+        (Status.NODATA, (), None),
     ),
-    ("nxdomain", dict(rcode=dns.rcode.NXDOMAIN), ("nxdomain", (), None)),
+    ("nxdomain", Reply(rcode=dns.rcode.NXDOMAIN), (Status.NXDOMAIN, (), None)),
     (
         "cname to nxdomain",
-        dict(
+        Reply(
             rcode=dns.rcode.NXDOMAIN,
             answer=[(QNAME, "CNAME", "b.example.net.")],
             authority=[("example.net.", "SOA", "ns. h. 1 2 3 4 5")],
         ),
-        ("nxdomain", (), None),
+        (Status.NXDOMAIN, (), None),
     ),
-    ("servfail", dict(rcode=dns.rcode.SERVFAIL), ("servfail", (), None)),
-    ("refused", dict(rcode=dns.rcode.REFUSED), ("refused", (), None)),
+    ("servfail", Reply(rcode=dns.rcode.SERVFAIL), (Status.SERVFAIL, (), None)),
+    ("refused", Reply(rcode=dns.rcode.REFUSED), (Status.REFUSED, (), None)),
 ]
 
 
@@ -237,8 +257,8 @@ FAST_CASES: list[tuple[str, dict[str, object], tuple[str, tuple[str, ...], str |
 @pytest.mark.parametrize("rdtype", ["A", "AAAA"])
 def test_read_fast_reads_the_common_replies_itself_as_dnspython_does(
     case: str,
-    spec: dict[str, object],
-    expected: tuple[str, tuple[str, ...], str | None],
+    spec: Reply,
+    expected: tuple[Status, tuple[str, ...], str | None],
     rdtype: str,
 ) -> None:
     code = A
@@ -247,13 +267,12 @@ def test_read_fast_reads_the_common_replies_itself_as_dnspython_does(
         spec = {
             **spec,
             "answer": [
-                (o, "AAAA", v6(t)) if k == "A" else (o, k, t)
-                for o, k, t in spec.get("answer", [])  # type: ignore[attr-defined]
+                (o, "AAAA", v6(t)) if k == "A" else (o, k, t) for o, k, t in spec.get("answer", [])
             ],
         }
         status, answers, detail = expected
         expected = (status, tuple(sorted(v6(a) for a in answers)), detail)
-    wire = reply_to(rdtype=rdtype, **spec)  # type: ignore[arg-type]
+    wire = reply_to(rdtype=rdtype, **spec)
     question = Question.of("www.example.org", code)
     fast = read_fast(wire, question)
     assert fast == Reading(*expected)  # not UNREAD: the fast reader answered by itself
@@ -267,13 +286,13 @@ DNSPYTHON_CASES: list[tuple[str, bytes, int, Reading | None]] = [
         "compressed question",
         packet([rr(TO_QUESTION, A, bytes((192, 0, 2, 1)))], qname=COMPRESSED),
         A,
-        Reading("ok", ("192.0.2.1",)),
+        Reading(Status.OK, ("192.0.2.1",)),
     ),
     (
         "compressed question, nxdomain",
         packet(flags=0x8183, qname=COMPRESSED),
         A,
-        Reading("nxdomain"),
+        Reading(Status.NXDOMAIN),
     ),
     (
         "compressed question, truncated",
@@ -290,37 +309,42 @@ DNSPYTHON_CASES: list[tuple[str, bytes, int, Reading | None]] = [
         None,
     ),
     ("another name", reply_to(qname="other.example.org"), A, None),
-    ("notimp", reply_to(rcode=dns.rcode.NOTIMP), A, Reading("error", detail="rcode NOTIMP")),
+    ("notimp", reply_to(rcode=dns.rcode.NOTIMP), A, Reading(Status.ERROR, detail="rcode NOTIMP")),
     (
         "formerr to aaaa",
         reply_to(rdtype="AAAA", rcode=dns.rcode.FORMERR),
         AAAA,
-        Reading("error", detail="rcode FORMERR"),
+        Reading(Status.ERROR, detail="rcode FORMERR"),
     ),
-    ("yxdomain", reply_to(rcode=dns.rcode.YXDOMAIN), A, Reading("error", detail="rcode YXDOMAIN")),
+    (
+        "yxdomain",
+        reply_to(rcode=dns.rcode.YXDOMAIN),
+        A,
+        Reading(Status.ERROR, detail="rcode YXDOMAIN"),
+    ),
     (
         "mx",
         reply_to(rdtype="MX", answer=[(QNAME, "MX", "10 mx.example.net.")]),
         MX,
-        Reading("ok", ("10 mx.example.net.",)),
+        Reading(Status.OK, ("10 mx.example.net.",)),
     ),
     (
         "mx nodata",
         reply_to(rdtype="MX", authority=[("example.org.", "SOA", "ns. h. 1 2 3 4 5")]),
         MX,
-        Reading("nodata"),
+        Reading(Status.NODATA),
     ),
     (
         "ns referral",
         reply_to(rdtype="NS", authority=[("example.org.", "NS", "ns.example.net.")]),
         NS,
-        Reading("referral"),
+        Reading(Status.REFERRAL),
     ),
     (
         "cname question",
         reply_to(rdtype="CNAME", answer=[(QNAME, "CNAME", "b.example.net.")]),
         CNAME,
-        Reading("ok", ("b.example.net.",)),
+        Reading(Status.OK, ("b.example.net.",)),
     ),
     (
         "cname loop past the qname",
@@ -333,7 +357,7 @@ DNSPYTHON_CASES: list[tuple[str, bytes, int, Reading | None]] = [
             qname=COMPRESSED,
         ),
         A,
-        Reading("error", detail="CNAME loop"),
+        Reading(Status.ERROR, detail="CNAME loop"),
     ),
 ]
 
@@ -396,7 +420,7 @@ def test_read_fast_reads_names_written_out_in_full(rdtype: int) -> None:
         qname=name("WWW.example.org"),
         qtype=rdtype,
     )
-    expected = Reading("ok", ("0.0.0.0",) if rdtype == A else ("::",))
+    expected = Reading(Status.OK, ("0.0.0.0",) if rdtype == A else ("::",))
     assert read_fast(wire, Question.of("www.example.org", rdtype)) == expected
     assert oracle(wire, QNAME, rdtype) == tuple(expected[:3])
 
@@ -416,7 +440,7 @@ def test_read_fast_reads_names_compressed_past_offset_255() -> None:
             rr(b"\xc1\x0c", A, bytes((192, 0, 2, 2))),
         ]
     )
-    expected = Reading("ok", ("192.0.2.1", "192.0.2.2"))
+    expected = Reading(Status.OK, ("192.0.2.1", "192.0.2.2"))
     assert read_fast(wire, ASKED) == expected
     assert oracle(wire, QNAME, A) == tuple(expected[:3])
 
@@ -441,7 +465,7 @@ def pointer_chain(hops: int) -> bytes:
 
 
 def test_a_name_may_take_64_pointers_but_not_65() -> None:
-    assert read_fast(pointer_chain(64), ASKED) == Reading("ok", ("192.0.2.1",))
+    assert read_fast(pointer_chain(64), ASKED) == Reading(Status.OK, ("192.0.2.1",))
     with pytest.raises(MalformedReply, match=r"^compression loop$"):
         read_fast(pointer_chain(65), ASKED)
 
@@ -453,7 +477,7 @@ def labels(*sizes: int) -> bytes:
 def test_a_name_of_255_octets_reads_and_one_of_256_does_not() -> None:
     longest = packet([rr(TO_QUESTION, CNAME, labels(63, 63, 63, 61))])
     assert len(labels(63, 63, 63, 61)) == 255
-    assert read_fast(longest, ASKED) == Reading("nodata")
+    assert read_fast(longest, ASKED) == Reading(Status.NODATA)
     with pytest.raises(MalformedReply, match=r"^name too long$"):
         read_fast(packet([rr(TO_QUESTION, CNAME, labels(63, 63, 63, 62))]), ASKED)
 
@@ -595,8 +619,8 @@ REFERRAL = reply_to(
 
 
 def test_the_seeds_of_the_mutated_replies_are_read_fast() -> None:
-    assert read_fast(VALID, ASKED) == Reading("ok", ("1.2.3.4",))
-    assert read_fast(REFERRAL, ASKED) == Reading("nodata")
+    assert read_fast(VALID, ASKED) == Reading(Status.OK, ("1.2.3.4",))
+    assert read_fast(REFERRAL, ASKED) == Reading(Status.NODATA)
 
 
 @settings(max_examples=2000, deadline=None)
