@@ -16,7 +16,7 @@ import click
 
 from monitor import __version__, gitstore
 from monitor.config import Config, WatchedName, load_config
-from monitor.demo import demo
+from monitor.demo import demo, refuse_unsafe
 from monitor.errors import MonitorError, UsageError
 from monitor.export import export_sqlite
 from monitor.files import file_error
@@ -322,7 +322,8 @@ def history_command(
     "--keep",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Keep the demo repository in this directory instead of a temporary one.",
+    metavar="DIR",
+    help="Keep the demo repository in DIR, a new or empty directory, instead of a temporary one.",
 )
 @reports_errors
 def demo_command(keep: Path | None) -> None:
@@ -330,6 +331,7 @@ def demo_command(keep: Path | None) -> None:
 
     Needs no network and no root; takes a few seconds and leaves nothing running.
     """
+    refuse_unsafe(keep)
     click.echo("Starting 2 national and 3 control resolvers on 127.0.0.1 (embedded, offline)...")
 
     def show_day(result: RunResult) -> None:
@@ -345,6 +347,8 @@ def demo_command(keep: Path | None) -> None:
     if result.kept:
         click.echo(
             f"\nThe repository is in {result.repo}: try `git -C {result.repo} log -p snapshots/`"
+            "\nThere `diff`, `history`, `report` and `export` work offline; `run` and `check` do"
+            " not: its config.yaml names the demo's resolvers, which stopped with it."
         )
     else:
         click.echo(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -13,6 +14,8 @@ import git
 from monitor import gitstore
 from monitor.changes import Event
 from monitor.config import Config, load_config_text
+from monitor.errors import UsageError
+from monitor.files import file_error
 from monitor.history import DomainHistory, events_between, history
 from monitor.lab import Lab, World
 from monitor.run import RunResult, run
@@ -59,6 +62,21 @@ HISTORY_NAMES = ("youtube.com", "bbc.com", REFUSED, FILTERED)
 NATIONAL = ("nsdi-a", "nsdi-b")
 CONTROL = ("google", "cloudflare", "quad9")
 
+# Set, these would point git at another repository than the one the demo creates.
+GIT_REDIRECTS = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_COMMON_DIR",
+)
+# The kept config names resolvers that end with the demo: it says so to whoever opens it.
+CONFIG_HEADER = """\
+# Written by `registry-monitor demo`. The resolvers below were the demo's own, inside its process
+# on 127.0.0.1, and stopped when it ended: `run` and `check` here find every one down (exit 4,
+# nothing written). `diff`, `history`, `report`, `export` and git read this history offline.
+"""
+
 
 @dataclass(frozen=True)
 class DemoResult:
@@ -86,6 +104,7 @@ def _records() -> dict[tuple[str, str], list[str]]:
 
 def _config_text(lab: Lab) -> str:
     lines = [
+        CONFIG_HEADER.rstrip("\n"),
         f"vantage: {VANTAGE}",
         "timeout: 0.5",
         "attempts: 2",
@@ -133,10 +152,43 @@ def _scenario(worlds: Mapping[str, World], day: int) -> None:
     worlds["quad9"].update(nxdomain={FILTERED})
 
 
+def refuse_unsafe(keep: Path | None) -> None:
+    """Raise UsageError (or FileError) unless the demo can only write into a repository of its own.
+
+    ``keep`` must be a new or empty directory, and no GIT_DIR-like variable may send git elsewhere.
+    """
+    for name in GIT_REDIRECTS:
+        if name in os.environ:
+            raise UsageError(
+                f"{name} is set: the demo would write into that repository instead of its own; "
+                "run it without the variable"
+            )
+    if keep is None or not keep.exists():
+        return
+    if not keep.is_dir():
+        raise UsageError(f"--keep {keep}: not a directory")
+    try:
+        empty = next(keep.iterdir(), None) is None
+    except OSError as exc:
+        raise file_error(exc, keep) from exc
+    if empty:
+        return
+    if (keep / "snapshots" / VANTAGE).is_dir():
+        hint = (
+            "it holds an earlier demo's repository: read it there, or give --keep a new directory"
+        )
+    else:
+        hint = "give a new or empty one (the demo never writes over files or into a repository)"
+    raise UsageError(f"--keep {keep}: the directory is not empty; {hint}")
+
+
 @contextmanager
 def _repository(keep: Path | None) -> Iterator[Path]:
     if keep is not None:
-        keep.mkdir(parents=True, exist_ok=True)
+        try:
+            keep.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise file_error(exc, keep) from exc
         yield keep
         return
     with tempfile.TemporaryDirectory(prefix="registry-monitor-demo-") as temp:
@@ -151,10 +203,15 @@ def demo(
 ) -> DemoResult:
     """Replay the finding over three simulated days into a git repository; return what happened.
 
-    The repository is temporary unless ``keep`` names a directory (created if missing, which
-    must not already hold a repository with demo snapshots). Nothing leaves this machine: the
-    resolvers are in-process responders on 127.0.0.1. ``on_day`` sees each run as it ends.
+    The repository is temporary unless ``keep`` names a new or empty directory (created if
+    missing); its git identity is set in that repository's own config and nowhere else. Nothing
+    leaves this machine: the resolvers are in-process responders on 127.0.0.1. ``on_day`` sees
+    each run as it ends.
+
+    Raises UsageError, before anything is written, when ``keep`` exists and is not an empty
+    directory or a GIT_DIR-like variable is set; FileError when ``keep`` cannot be made.
     """
+    refuse_unsafe(keep)
     worlds = {name: World(_records()) for name in (*NATIONAL, *CONTROL)}
     # Share one table: variants keep their own overrides.
     base = worlds["nsdi-a"]
