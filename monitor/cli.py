@@ -347,8 +347,8 @@ def demo_command(keep: Path | None) -> None:
     if result.kept:
         click.echo(
             f"\nThe repository is in {result.repo}: try `git -C {result.repo} log -p snapshots/`"
-            "\nThere `diff`, `history`, `report` and `export` work offline; `run` and `check` do"
-            " not: its config.yaml names the demo's resolvers, which stopped with it."
+            "\n`diff`, `history`, `report` and `export` work there; `run` and `check` cannot:"
+            " the demo's resolvers are gone."
         )
     else:
         click.echo(
