@@ -85,7 +85,7 @@ def clone_of_this_project(tmp_path: Path, home: Path) -> Path:
     # the state the issue names: a tracked config.yaml, a history and a .git/config of its own
     assert (clone / "config.yaml").is_file()
     assert b'[remote "origin"]' in (clone / ".git" / "config").read_bytes()
-    assert len(list(git.Repo(clone).iter_commits())) > 3
+    assert git.Repo(clone).head.is_valid()  # a history (one commit in CI's shallow checkout)
     return clone
 
 
