@@ -31,6 +31,7 @@ from monitor.output import (
     history_table,
     measurement_document,
     run_summary,
+    skipped_lines,
 )
 from monitor.report import build_site
 from monitor.run import RunResult, parse_date, run, today
@@ -110,7 +111,11 @@ def _config(ctx: click.Context) -> Config:
 @click.pass_context
 @reports_errors
 def validate(ctx: click.Context) -> None:
-    """Check the configuration and exit (0 when it is valid, 2 with the reason when not)."""
+    """Check the configuration and exit (0 when it is valid, 2 with the reason when not).
+
+    Also says which lines of the watchlist files added no name: IP addresses (skipped) and
+    names listed before (merged), with a count and the first few of each.
+    """
     config = _config(ctx)
     nationals = len(config.national)
     controls = len(config.control)
@@ -118,6 +123,8 @@ def validate(ctx: click.Context) -> None:
         f"{config.path}: valid: vantage {config.vantage}, {nationals} national and "
         f"{controls} control resolvers, {len(config.watchlist)} names"
     )
+    for line in skipped_lines(config.skipped):
+        click.echo(line)
 
 
 def _names_for_text(domains: tuple[str, ...]) -> list[WatchedName]:

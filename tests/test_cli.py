@@ -1,7 +1,9 @@
-"""The command line without DNS: validate, usage errors, exit codes, messages and --help."""
+"""The command line: validate, usage errors, exit codes, messages and --help (DNS only from
+in-process responders on loopback)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from click.testing import CliRunner, Result
 
 from monitor import __version__
 from monitor.cli import cli
+from monitor.lab import Lab, World
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -213,6 +216,107 @@ def test_config_that_is_a_directory_exits_2(tmp_path: Path) -> None:
     assert result.stderr.endswith(
         f"Error: Invalid value for '--config': File '{tmp_path}' is a directory.\n"
     )
+
+
+# A Citizen Lab test list as the project publishes them (github.com/citizenlab/test-lists):
+# its header, URLs rather than names, a host on several rows, and DoH endpoints given by address.
+DOH = "/dns-query?dns=q80BAAABAAAAAAAAA3d3dwdleGFtcGxlA2NvbQAAAQAB"
+ANON = "ANON,Anonymization and circumvention tools,2020-01-14,OONI,DoH endpoint"
+CITIZEN_LAB_CSV = f"""\
+url,category_code,category_description,date_added,source,notes
+https://www.bbc.com/russian/,NEWS,News Media,2018-09-13,OONI,
+https://www.dw.com/ru/,NEWS,News Media,2018-09-13,OONI,
+http://rutracker.org/,FILE,File-sharing,2014-04-15,citizenlab,largest torrent sharing service
+https://rutracker.org/forum/index.php/,FILE,File-sharing,2017-09-28,igorv,"most popular, monitor"
+https://1.1.1.1{DOH},{ANON}
+https://1.0.0.1{DOH},{ANON}
+https://8.8.8.8{DOH},{ANON}
+https://8.8.4.4{DOH},{ANON}
+https://9.9.9.9{DOH},{ANON}
+https://149.112.112.112{DOH},{ANON}
+https://[2606:4700:4700::1111]{DOH},{ANON}
+https://www.youtube.com/channel/UCsAw3WynQJMm7tMy093y37A/,POLR,Political Criticism,2017-09-28,igorv,
+https://www.youtube.com/user/openrussia2014/,NEWS,News Media,2017-12-14,OONI,Ordered blocked
+"""
+CITIZEN_LAB_NAMES = ["www.bbc.com", "www.dw.com", "rutracker.org", "www.youtube.com"]
+
+
+def citizen_lab_config(where: Path, resolvers: str = RESOLVERS) -> Path:
+    (where / "ru.csv").write_text(CITIZEN_LAB_CSV, encoding="utf-8")
+    path = where / "config.yaml"
+    path.write_text(
+        f"{resolvers}watchlist:\n  - {{domain: www.bbc.com, label: BBC}}\n"
+        "watchlist_files: [ru.csv]\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_validate_says_what_a_citizen_lab_list_skipped_and_merged(tmp_path: Path) -> None:
+    citizen_lab_config(tmp_path)
+    result = monitor("validate", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == (
+        "config.yaml: valid: vantage default, 1 national and 1 control resolvers, 4 names\n"
+        "skipped 7 IP addresses (a watchlist is for names):\n"
+        f"  ru.csv:6: https://1.1.1.1{DOH}\n"
+        f"  ru.csv:7: https://1.0.0.1{DOH}\n"
+        f"  ru.csv:8: https://8.8.8.8{DOH}\n"
+        f"  ru.csv:9: https://8.8.4.4{DOH}\n"
+        f"  ru.csv:10: https://9.9.9.9{DOH}\n"
+        "  and 2 more\n"
+        "merged 3 repeated names (each name is watched once):\n"
+        "  ru.csv:2: https://www.bbc.com/russian/ (www.bbc.com, first on config.yaml:7)\n"
+        "  ru.csv:5: https://rutracker.org/forum/index.php/ (rutracker.org, first on ru.csv:4)\n"
+        "  ru.csv:14: https://www.youtube.com/user/openrussia2014/ "
+        "(www.youtube.com, first on ru.csv:13)\n"
+    )
+
+
+def test_validate_says_the_same_of_a_plain_list(tmp_path: Path) -> None:
+    (tmp_path / "names.txt").write_text(
+        "# one name a line\nyoutube.com\n192.0.2.1\nhttps://YouTube.com/watch\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "config.yaml").write_text(
+        f"{RESOLVERS}watchlist_files: [names.txt]\n", encoding="utf-8"
+    )
+    result = monitor("validate", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == (
+        "config.yaml: valid: vantage default, 1 national and 1 control resolvers, 1 names\n"
+        "skipped 1 IP address (a watchlist is for names):\n"
+        "  names.txt:3: 192.0.2.1\n"
+        "merged 1 repeated name (each name is watched once):\n"
+        "  names.txt:4: https://YouTube.com/watch (youtube.com, first on names.txt:2)\n"
+    )
+
+
+def test_validate_escapes_what_it_shows_of_a_skipped_line(tmp_path: Path) -> None:
+    (tmp_path / "names.txt").write_text("http://192.0.2.1/\x1b[2J\n", encoding="utf-8")
+    (tmp_path / "config.yaml").write_text(
+        f"{RESOLVERS}watchlist: [a.example]\nwatchlist_files: [names.txt]\n", encoding="utf-8"
+    )
+    result = monitor("validate", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "  names.txt:1: http://192.0.2.1/\\x1b[2J"
+
+
+def test_check_watches_each_name_of_a_citizen_lab_list_once(tmp_path: Path) -> None:
+    records = {(name, "A"): ["93.184.216.34"] for name in ["example.com", *CITIZEN_LAB_NAMES]}
+    with Lab({"nat": World(records), "ctl": World(records)}) as lab:
+        resolvers = (
+            "record_types: [A]\nconfirm: 0\nresolvers:\n"
+            f"  national: [{{name: nat, address: 127.0.0.1, port: {lab['nat'].port}}}]\n"
+            f"  control: [{{name: ctl, address: 127.0.0.1, port: {lab['ctl'].port}}}]\n"
+        )
+        citizen_lab_config(tmp_path, resolvers)
+        result = invoke("check", "--json")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert [(d["domain"], d["verdict"]) for d in document["domains"]] == [
+        (name, "present") for name in CITIZEN_LAB_NAMES
+    ]
 
 
 # ----------------------------------------------------------------------------- usage errors
