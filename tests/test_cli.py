@@ -43,9 +43,12 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
     )
 
 
-def monitor(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m monitor ARGS`` as a subprocess, so main()'s handling is what runs."""
-    env = {k: v for k, v in os.environ.items() if k != "REGISTRY_MONITOR_CONFIG"}
+def monitor(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m monitor ARGS`` as a subprocess, so main()'s handling is what runs;
+    *env* is added to an environment without REGISTRY_MONITOR_CONFIG."""
+    env = {k: v for k, v in os.environ.items() if k != "REGISTRY_MONITOR_CONFIG"} | (env or {})
     env["PYTHONPATH"] = str(PROJECT)
     return subprocess.run(
         [sys.executable, "-m", "monitor", *args],
@@ -99,6 +102,70 @@ def test_config_option_wins_over_the_environment(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0
     assert result.stdout.startswith(f"{good}: valid: ")
+
+
+# -------------------------------------------------------------------- --config after the command
+
+# Every command that reads the config; demo reads none.
+READS_CONFIG = [
+    ["validate"],
+    ["check"],
+    ["run", "--no-commit"],
+    ["diff"],
+    ["history"],
+    ["report"],
+    ["export", "--sqlite", "out.sqlite"],
+]
+
+
+@pytest.mark.parametrize("command", READS_CONFIG, ids=lambda c: c[0])
+def test_config_after_the_command_is_read_by_every_command_that_reads_one(
+    tmp_path: Path, command: list[str]
+) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    missing = tmp_path / "nope.yaml"
+    # A good config.yaml in the working directory, and one in the environment: the file named
+    # after the command is the one read, so every command fails on it.
+    config_file(tmp_path)
+    result = monitor(
+        *command,
+        "--config",
+        str(missing),
+        cwd=tmp_path,
+        env={"REGISTRY_MONITOR_CONFIG": "config.yaml"},
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"Error: {missing}: cannot read the file: No such file or directory\n"
+
+
+def test_validate_with_config_after_the_command(tmp_path: Path) -> None:
+    path = config_file(tmp_path)
+    result = monitor("validate", "--config", str(path), cwd=tmp_path / "..")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert (
+        result.stdout
+        == f"{path}: valid: vantage lab, 1 national and 1 control resolvers, 2 names\n"
+    )
+
+
+def test_config_before_and_after_the_command_may_name_one_file(tmp_path: Path) -> None:
+    config_file(tmp_path)
+    result = monitor(
+        "--config", "./config.yaml", "validate", "--config", "config.yaml", cwd=tmp_path
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.startswith("config.yaml: valid: ")
+
+
+def test_config_before_and_after_the_command_naming_two_files_is_refused(tmp_path: Path) -> None:
+    config_file(tmp_path)
+    result = monitor("--config", "other.yaml", "validate", "--config", "config.yaml", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith("Usage: python -m monitor validate [OPTIONS]\n")
+    assert result.stderr.splitlines()[-1] == (
+        "Error: --config is given twice, other.yaml before the command and config.yaml after "
+        "it: give one"
+    )
 
 
 RESOLVERS = """\
@@ -376,7 +443,8 @@ def test_outside_a_git_repository_exits_2(tmp_path: Path, command: list[str]) ->
     [
         (["frobnicate"], "Error: No such command 'frobnicate'."),
         (["check", "--bogus"], "Error: No such option '--bogus'."),
-        (["validate", "--config", "x.yaml"], "Error: No such option '--config'."),
+        # demo reads no config, so it takes no --config.
+        (["demo", "--config", "x.yaml"], "Error: No such option '--config'."),
         (
             ["history", "--format", "xml"],
             "Error: Invalid value for '--format': 'xml' is not one of 'table', 'csv', 'json'.",
