@@ -31,6 +31,7 @@ from monitor.output import (
     history_table,
     measurement_document,
     run_summary,
+    skipped_lines,
 )
 from monitor.report import build_site
 from monitor.run import RunResult, parse_date, run, today
@@ -91,7 +92,7 @@ def _echo_json(doc: Any) -> None:
     default=Path("config.yaml"),
     envvar="REGISTRY_MONITOR_CONFIG",
     show_default=True,
-    help="The configuration file (env REGISTRY_MONITOR_CONFIG).",
+    help="The configuration file (env REGISTRY_MONITOR_CONFIG); also accepted after the command.",
 )
 @click.version_option(__version__, prog_name="registry-monitor")
 @click.pass_context
@@ -101,16 +102,55 @@ def cli(ctx: click.Context, config_path: Path) -> None:
     ctx.obj = (config_path, source is not click.core.ParameterSource.DEFAULT)
 
 
+def _config_after_command(ctx: click.Context, _: click.Parameter, path: Path | None) -> None:
+    """Take ``--config`` given after the command as if it came before it.
+
+    It wins over the environment (a default, as ./config.yaml is); given both before and
+    after the command, it must name the same file, or the command is refused up front.
+    """
+    if path is None:
+        return
+    before, _explicit = ctx.obj
+    parent = ctx.parent
+    typed_before = (
+        parent is not None
+        and parent.get_parameter_source("config_path") is click.core.ParameterSource.COMMANDLINE
+    )
+    if typed_before and before.resolve() != path.resolve():
+        raise click.UsageError(
+            f"--config is given twice, {before} before the command and {path} after it: give one",
+            ctx,
+        )
+    ctx.obj = (path, True)
+
+
+def _reads_config(command: Callable[P, R]) -> Callable[P, R]:
+    """Accept ``--config`` after the command too, for a command that reads the config."""
+    return click.option(
+        "--config",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        expose_value=False,
+        callback=_config_after_command,
+        help="The configuration file, as before the command (env REGISTRY_MONITOR_CONFIG).",
+    )(command)
+
+
 def _config(ctx: click.Context) -> Config:
     path, _ = ctx.obj
     return load_config(path)
 
 
 @cli.command()
+@_reads_config
 @click.pass_context
 @reports_errors
 def validate(ctx: click.Context) -> None:
-    """Check the configuration and exit (0 when it is valid, 2 with the reason when not)."""
+    """Check the configuration and exit (0 when it is valid, 2 with the reason when not).
+
+    Also says which lines of the watchlist files added no name: IP addresses (skipped) and
+    names listed before (merged), with a count and the first few of each.
+    """
     config = _config(ctx)
     nationals = len(config.national)
     controls = len(config.control)
@@ -118,6 +158,8 @@ def validate(ctx: click.Context) -> None:
         f"{config.path}: valid: vantage {config.vantage}, {nationals} national and "
         f"{controls} control resolvers, {len(config.watchlist)} names"
     )
+    for line in skipped_lines(config.skipped):
+        click.echo(line)
 
 
 def _names_for_text(domains: tuple[str, ...]) -> list[WatchedName]:
@@ -139,6 +181,7 @@ def _names_for(config: Config, domains: tuple[str, ...]) -> list[WatchedName]:
 
 
 @cli.command()
+@_reads_config
 @click.argument("domains", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON document instead of a table.")
 @click.pass_context
@@ -187,6 +230,7 @@ _repo_option = click.option(
 
 
 @cli.command("run")
+@_reads_config
 @_repo_option
 @click.option("--date", "date", default=None, help="Date the run (YYYY-MM-DD; default today, UTC).")
 @click.option("--no-commit", is_flag=True, help="Write the snapshot files but do not commit.")
@@ -253,6 +297,7 @@ def run_command(
 
 
 @cli.command()
+@_reads_config
 @click.argument("rev_a", required=False, default=None)
 @click.argument("rev_b", required=False, default=None)
 @_repo_option
@@ -280,6 +325,7 @@ def diff(
 
 
 @cli.command("history")
+@_reads_config
 @click.argument("domains", nargs=-1)
 @_repo_option
 @click.option("--since", default=None, help="Leave out periods that ended before this date.")
@@ -373,6 +419,7 @@ def _labels(ctx: click.Context) -> dict[str, str]:
 
 
 @cli.command()
+@_reads_config
 @_repo_option
 @click.option(
     "--out",
@@ -414,6 +461,7 @@ def report(
 
 
 @cli.command()
+@_reads_config
 @click.option(
     "--sqlite",
     "sqlite_path",

@@ -16,7 +16,14 @@ import dns.rdatatype
 import yaml
 
 from monitor.errors import ConfigError
-from monitor.names import WatchlistFileError, read_watchlist_file, to_alabel, to_display
+from monitor.names import (
+    ListedName,
+    WatchlistFile,
+    WatchlistFileError,
+    read_watchlist_file,
+    to_alabel,
+    to_display,
+)
 from monitor.probe.transport import TRANSPORTS
 from monitor.snapshot import RESERVED_KEYS
 from monitor.vocabulary import SLUG, Group
@@ -112,9 +119,30 @@ class WatchedName:
     label: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class SkippedLine:
+    """A line of a watchlist file that adds no name to the watchlist.
+
+    ``reason`` is "address" for a host that is an IP address (a watchlist is for names) or
+    "repeat" for a name listed before, at ``first`` ("FILE:LINE"); ``text`` is the line as
+    written (a URL or a name) and ``display`` the name it stands for (None for an address).
+    """
+
+    file: str
+    line: int
+    text: str
+    reason: Literal["address", "repeat"]
+    display: str | None = None
+    first: str | None = None
+
+
 @dataclass(frozen=True)
 class Config:
-    """A checked configuration; every default is filled in."""
+    """A checked configuration; every default is filled in.
+
+    ``skipped`` lists, in file order, the lines of the watchlist files that added no name:
+    IP addresses and repeats.
+    """
 
     path: Path
     vantage: str
@@ -129,6 +157,7 @@ class Config:
     resolvers: tuple[Resolver, ...]
     watchlist: tuple[WatchedName, ...]
     strategy: Strategy = "full"
+    skipped: tuple[SkippedLine, ...] = ()
 
     @property
     def national(self) -> tuple[Resolver, ...]:
@@ -370,7 +399,7 @@ class _Reader:
                     node,
                     "min_controls",
                 )
-        watchlist = self.watchlist(root, top)
+        watchlist, skipped = self.watchlist(root, top)
         strategy: Strategy = "full" if len(watchlist) <= ECONOMICAL_ABOVE else "economical"
         if "strategy" in top:
             strategy = self.choice(top["strategy"], "strategy", STRATEGIES)
@@ -388,6 +417,7 @@ class _Reader:
             resolvers=resolvers,
             watchlist=watchlist,
             strategy=strategy,
+            skipped=skipped,
         )
 
     def rdtype(self, node: yaml.Node, key: str) -> str:
@@ -504,33 +534,67 @@ class _Reader:
 
     # -- watchlist ---------------------------------------------------------------------
 
-    def watchlist(self, root: yaml.Node, top: dict[str, yaml.Node]) -> tuple[WatchedName, ...]:
+    def watchlist(
+        self, root: yaml.Node, top: dict[str, yaml.Node]
+    ) -> tuple[tuple[WatchedName, ...], tuple[SkippedLine, ...]]:
+        """Return the watchlist and the lines of its files that added no name.
+
+        A name listed twice inline is an error; a file's IP addresses are skipped and its
+        repeats (of an inline name, of its own lines, of another file's) are merged, the same
+        rule for plain text and Citizen Lab CSV.  An inline entry keeps its label.
+        """
+        file_nodes = (
+            self.sequence(top["watchlist_files"], "watchlist_files")
+            if ("watchlist_files" in top)
+            else []
+        )
+        # Where each name was first listed, as line * stride + the index of its file in
+        # `files` (0: this config file): one int a name, not a tuple, for a million names.
+        files = [self.file]
+        stride = len(file_nodes) + 1
+        first: dict[str, int] = {}
         names: dict[str, WatchedName] = {}
-        lines: dict[str, int] = {}
+        skipped: list[SkippedLine] = []
         if "watchlist" in top:
             for i, item in enumerate(self.sequence(top["watchlist"], "watchlist")):
                 key = f"watchlist[{i}]"
                 watched = self.watched(item, key)
                 if watched.domain in names:
-                    self.fail(
-                        f"{watched.display} is already listed on line {lines[watched.domain]}",
-                        item,
-                        key,
-                    )
+                    line = first[watched.domain] // stride
+                    self.fail(f"{watched.display} is already listed on line {line}", item, key)
                 names[watched.domain] = watched
-                lines[watched.domain] = item.start_mark.line + 1
-        if "watchlist_files" in top:
-            for i, item in enumerate(self.sequence(top["watchlist_files"], "watchlist_files")):
-                key = f"watchlist_files[{i}]"
-                # A name already listed inline keeps its label; repeats across files merge.
-                for watched in self.watchlist_file(item, key):
-                    names.setdefault(watched.domain, watched)
+                first[watched.domain] = (item.start_mark.line + 1) * stride
+        for i, item in enumerate(file_nodes):
+            key = f"watchlist_files[{i}]"
+            file, found = self.watchlist_file(item, key)
+            files.append(file)
+            in_file = [SkippedLine(file, a.line, a.text, "address") for a in found.addresses]
+            for entry in found.names:
+                watched = self.listed(entry, file, key)
+                earlier = first.get(watched.domain)
+                if earlier is None:
+                    names[watched.domain] = watched
+                    first[watched.domain] = entry.line * stride + i + 1
+                    continue
+                line, index = divmod(earlier, stride)
+                in_file.append(
+                    SkippedLine(
+                        file,
+                        entry.line,
+                        entry.text,
+                        "repeat",
+                        display=watched.display,
+                        first=f"{files[index]}:{line}",
+                    )
+                )
+            in_file.sort(key=lambda s: s.line)
+            skipped.extend(in_file)
         if not names:
             where = top.get("watchlist", top.get("watchlist_files", root))
             self.fail(
                 "no names to watch (watchlist and watchlist_files are empty)", where, "watchlist"
             )
-        return tuple(names.values())
+        return tuple(names.values()), tuple(skipped)
 
     def watched(self, node: yaml.Node, key: str) -> WatchedName:
         if isinstance(node, yaml.MappingNode):
@@ -545,11 +609,12 @@ class _Reader:
         domain = self.name(node, key)
         return WatchedName(domain=domain, display=to_display(domain), label=None)
 
-    def watchlist_file(self, node: yaml.Node, key: str) -> list[WatchedName]:
+    def watchlist_file(self, node: yaml.Node, key: str) -> tuple[str, WatchlistFile]:
+        """Return a watchlist file's path as messages show it, and what the file lists."""
         path = self.base / self.string(node, key)
         file = str(path)
         try:
-            entries = read_watchlist_file(path)
+            return file, read_watchlist_file(path)
         except UnicodeDecodeError as e:
             line = e.object.count(b"\n", 0, e.start) + 1
             raise ConfigError("not UTF-8 text", file=file, line=line, key=key) from e
@@ -559,12 +624,12 @@ class _Reader:
             raise ConfigError(str(e), file=file, line=e.line, key=key) from e
         except ValueError as e:  # a NUL in the path
             self.fail(f"cannot read {file!r}: {e}", node, key)
-        watched: list[WatchedName] = []
-        for line, text in entries:
-            try:
-                watched.append(watched_name(text))
-            except ValueError as e:
-                raise ConfigError(
-                    f"{text!r} is not a domain name: {e}", file=file, line=line, key=key
-                ) from e
-        return watched
+
+    def listed(self, entry: ListedName, file: str, key: str) -> WatchedName:
+        """Return the WatchedName of a watchlist file's line; raise ConfigError if it has none."""
+        try:
+            return watched_name(entry.name)
+        except ValueError as e:
+            raise ConfigError(
+                f"{entry.name!r} is not a domain name: {e}", file=file, line=entry.line, key=key
+            ) from e

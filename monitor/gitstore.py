@@ -253,13 +253,19 @@ def vantage_commits(repo: git.Repo, vantage: str, rev: str = "HEAD") -> list[Sna
 
 def patches(repo: git.Repo, rev: str, paths: Sequence[str]) -> str:
     """Return ``git log -p -U0`` of ``paths`` from ``rev``: each commit as a NUL, its SHA, and
-    its patch, newest first. Raises RepoError when git fails (a missing object, say)."""
+    its patch, newest first. Raises RepoError when git fails (a missing object, say).
+
+    The lines are the files' own whatever the repository's attributes say: ``-diff`` (which
+    .gitattributes sets on feed.atom and run.yaml for people) or a textconv never hide them.
+    """
     return _check(
         repo,
         "log",
         rev,
         "-p",
         "-U0",
+        "--text",
+        "--no-textconv",
         "--no-color",
         "--no-renames",
         "--no-ext-diff",

@@ -8,6 +8,7 @@ import ipaddress
 import re
 import unicodedata
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import dns.exception
@@ -34,6 +35,30 @@ _NOT_IN_LABELS = {"Cc", "Cs", "Zs", "Zl", "Zp"}
 _MAX_LABEL = 63
 
 CITIZEN_LAB_HEADER = "url,category_code,category_description,date_added,source,notes"
+
+
+class ListedName(NamedTuple):
+    """One line of a watchlist file that names a host: where, what it says, and the host.
+
+    ``text`` is the line (or the CSV's url cell) as written, a URL or a name; ``name`` is the
+    host it stands for, not yet validated (pass it to `to_alabel`).
+    """
+
+    line: int
+    text: str
+    name: str
+
+
+class WatchlistFile(NamedTuple):
+    """What a watchlist file lists, in file order.
+
+    ``names`` keeps every line that names a host, repeats included (the caller merges them);
+    ``addresses`` holds the lines whose host is an IP address, which a watchlist of names
+    skips (a Citizen Lab list legitimately holds URLs such as http://8.8.8.8/).
+    """
+
+    names: list[ListedName]
+    addresses: list[ListedName]
 
 
 class WatchlistFileError(ValueError):
@@ -164,6 +189,12 @@ def _url_host(text: str) -> str:
 
 
 def _is_ip(host: str) -> bool:
+    """Whether a host is an IP address: what `to_alabel` calls one (digits and dots, as
+    inet_aton and browsers read "1234" too), or an IPv6 address."""
+    if host[:1].isdigit() and _DIGITS_AND_DOTS.fullmatch(host):
+        return True
+    if ":" not in host:
+        return False
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -175,49 +206,51 @@ def host_from_url(text: str) -> str | None:
     """Return the host name of a URL, without userinfo or port.
 
     "https://www.bbc.com/russian" gives "www.bbc.com".  Returns None when the host is an IP
-    literal; raises ValueError when the URL cannot be parsed or has no host.  The host is not
-    validated: pass it to `to_alabel`.
+    address (digits and dots, or IPv6); raises ValueError when the URL cannot be parsed or has
+    no host.  The host is not validated: pass it to `to_alabel`.
     """
     host = _url_host(text)
     return None if _is_ip(host) else host
 
 
-def read_watchlist_file(path: Path) -> list[tuple[int, str]]:
-    """Return (line number, name text) for each name in a watchlist file, in file order.
+def read_watchlist_file(path: Path) -> WatchlistFile:
+    """Return the names and the IP-address lines of a watchlist file, in file order.
 
     The file is plain text (one name a line, "#" comments, blank lines; a URL stands for its
-    host) or a Citizen Lab test-lists CSV, recognized by its header line.  In the CSV the url
-    column gives the host; URLs on a host already seen and IP-literal hosts are skipped.
+    host) or a Citizen Lab test-lists CSV, recognized by its header line, whose url column
+    gives the host.  Both formats follow one rule: a line whose host is an IP address (bare,
+    or in a URL) goes to ``addresses``; every other goes to ``names``, repeats included.
     The names are not validated: pass them to `to_alabel`.  Raises OSError when the file
     cannot be read, UnicodeDecodeError when it is not UTF-8, and WatchlistFileError for a
     line that cannot be parsed.
     """
     text = path.read_text(encoding="utf-8-sig")
     first = _FIRST_LINE.match(text)[1].strip()  # type: ignore[index]  # it matches anything
+    found = WatchlistFile(names=[], addresses=[])
     if first.lower() == CITIZEN_LAB_HEADER:
-        return _read_citizen_lab(text)
-    return _read_plain(text)
+        _read_citizen_lab(text, found)
+    else:
+        _read_plain(text, found)
+    return found
 
 
-def _read_plain(text: str) -> list[tuple[int, str]]:
-    names: list[tuple[int, str]] = []
+def _read_plain(text: str, found: WatchlistFile) -> None:
     for number, raw in enumerate(text.splitlines(), start=1):
         # "#" opens a comment only at the start or after whitespace, so a URL's fragment stays.
         line = _COMMENT.sub("", raw).strip() if "#" in raw else raw.strip()
         if not line:
             continue
+        host = line
         if "/" in line:
             try:
-                line = _url_host(line)
+                host = _url_host(line)
             except ValueError as e:
                 raise WatchlistFileError(str(e), number) from e
-        names.append((number, line))
-    return names
+        listed = ListedName(number, line, host)
+        (found.addresses if _is_ip(host) else found.names).append(listed)
 
 
-def _read_citizen_lab(text: str) -> list[tuple[int, str]]:
-    names: list[tuple[int, str]] = []
-    seen: set[str] = set()
+def _read_citizen_lab(text: str, found: WatchlistFile) -> None:
     reader = csv.reader(text.splitlines(keepends=True))
     header_seen = False
     start = 1
@@ -234,13 +267,10 @@ def _read_citizen_lab(text: str) -> list[tuple[int, str]]:
             if not url:
                 raise WatchlistFileError("empty url column", number)
             try:
-                host = host_from_url(url)
+                host = _url_host(url)
             except ValueError as e:
                 raise WatchlistFileError(str(e), number) from e
-            if host is None or host in seen:
-                continue
-            seen.add(host)
-            names.append((number, host))
+            listed = ListedName(number, url, host)
+            (found.addresses if _is_ip(host) else found.names).append(listed)
     except csv.Error as e:
         raise WatchlistFileError(f"bad CSV: {e}", reader.line_num) from e
-    return names

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from monitor.changes import display_of, event_counts
+from monitor.config import SkippedLine
 from monitor.escape import escape_markdown, escape_text
 from monitor.history import DomainHistory
 from monitor.measure import DomainResult, Measurement
@@ -177,3 +178,34 @@ def run_summary(result: RunResult) -> str:
 def _verdict_order(verdict: str) -> int:
     order = [v.value for v in Verdict]
     return order.index(verdict) if verdict in order else len(order)
+
+
+# How many skipped lines of each kind `validate` shows; the rest it counts.
+SKIPPED_SHOWN = 5
+
+
+def skipped_lines(skipped: Sequence[SkippedLine], shown: int = SKIPPED_SHOWN) -> list[str]:
+    """Return what ``validate`` says about the watchlist files' lines that added no name.
+
+    For the IP addresses skipped, then the repeats merged: a count, the first *shown* lines as
+    FILE:LINE: TEXT (a repeat with its name and where it came first), and how many more.
+    """
+    lines: list[str] = []
+    kinds = (
+        ("address", "skipped {n} IP address{es} (a watchlist is for names):", "es"),
+        ("repeat", "merged {n} repeated name{es} (each name is watched once):", "s"),
+    )
+    for reason, heading, plural in kinds:
+        of_kind = [s for s in skipped if s.reason == reason]
+        if not of_kind:
+            continue
+        lines.append(heading.format(n=len(of_kind), es=plural if len(of_kind) > 1 else ""))
+        for s in of_kind[:shown]:
+            line = f"  {s.file}:{s.line}: {escape_text(s.text)}"
+            if s.reason == "repeat":
+                name = "" if s.display == s.text else f"{escape_text(s.display or '')}, "
+                line += f" ({name}first on {s.first})"
+            lines.append(line)
+        if len(of_kind) > shown:
+            lines.append(f"  and {len(of_kind) - shown} more")
+    return lines

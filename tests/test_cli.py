@@ -1,7 +1,9 @@
-"""The command line without DNS: validate, usage errors, exit codes, messages and --help."""
+"""The command line: validate, usage errors, exit codes, messages and --help (DNS only from
+in-process responders on loopback)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from click.testing import CliRunner, Result
 
 from monitor import __version__
 from monitor.cli import cli
+from monitor.lab import Lab, World
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -40,9 +43,12 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
     )
 
 
-def monitor(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m monitor ARGS`` as a subprocess, so main()'s handling is what runs."""
-    env = {k: v for k, v in os.environ.items() if k != "REGISTRY_MONITOR_CONFIG"}
+def monitor(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m monitor ARGS`` as a subprocess, so main()'s handling is what runs;
+    *env* is added to an environment without REGISTRY_MONITOR_CONFIG."""
+    env = {k: v for k, v in os.environ.items() if k != "REGISTRY_MONITOR_CONFIG"} | (env or {})
     env["PYTHONPATH"] = str(PROJECT)
     return subprocess.run(
         [sys.executable, "-m", "monitor", *args],
@@ -96,6 +102,70 @@ def test_config_option_wins_over_the_environment(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0
     assert result.stdout.startswith(f"{good}: valid: ")
+
+
+# -------------------------------------------------------------------- --config after the command
+
+# Every command that reads the config; demo reads none.
+READS_CONFIG = [
+    ["validate"],
+    ["check"],
+    ["run", "--no-commit"],
+    ["diff"],
+    ["history"],
+    ["report"],
+    ["export", "--sqlite", "out.sqlite"],
+]
+
+
+@pytest.mark.parametrize("command", READS_CONFIG, ids=lambda c: c[0])
+def test_config_after_the_command_is_read_by_every_command_that_reads_one(
+    tmp_path: Path, command: list[str]
+) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    missing = tmp_path / "nope.yaml"
+    # A good config.yaml in the working directory, and one in the environment: the file named
+    # after the command is the one read, so every command fails on it.
+    config_file(tmp_path)
+    result = monitor(
+        *command,
+        "--config",
+        str(missing),
+        cwd=tmp_path,
+        env={"REGISTRY_MONITOR_CONFIG": "config.yaml"},
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"Error: {missing}: cannot read the file: No such file or directory\n"
+
+
+def test_validate_with_config_after_the_command(tmp_path: Path) -> None:
+    path = config_file(tmp_path)
+    result = monitor("validate", "--config", str(path), cwd=tmp_path / "..")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert (
+        result.stdout
+        == f"{path}: valid: vantage lab, 1 national and 1 control resolvers, 2 names\n"
+    )
+
+
+def test_config_before_and_after_the_command_may_name_one_file(tmp_path: Path) -> None:
+    config_file(tmp_path)
+    result = monitor(
+        "--config", "./config.yaml", "validate", "--config", "config.yaml", cwd=tmp_path
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.startswith("config.yaml: valid: ")
+
+
+def test_config_before_and_after_the_command_naming_two_files_is_refused(tmp_path: Path) -> None:
+    config_file(tmp_path)
+    result = monitor("--config", "other.yaml", "validate", "--config", "config.yaml", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith("Usage: python -m monitor validate [OPTIONS]\n")
+    assert result.stderr.splitlines()[-1] == (
+        "Error: --config is given twice, other.yaml before the command and config.yaml after "
+        "it: give one"
+    )
 
 
 RESOLVERS = """\
@@ -215,6 +285,107 @@ def test_config_that_is_a_directory_exits_2(tmp_path: Path) -> None:
     )
 
 
+# A Citizen Lab test list as the project publishes them (github.com/citizenlab/test-lists):
+# its header, URLs rather than names, a host on several rows, and DoH endpoints given by address.
+DOH = "/dns-query?dns=q80BAAABAAAAAAAAA3d3dwdleGFtcGxlA2NvbQAAAQAB"
+ANON = "ANON,Anonymization and circumvention tools,2020-01-14,OONI,DoH endpoint"
+CITIZEN_LAB_CSV = f"""\
+url,category_code,category_description,date_added,source,notes
+https://www.bbc.com/russian/,NEWS,News Media,2018-09-13,OONI,
+https://www.dw.com/ru/,NEWS,News Media,2018-09-13,OONI,
+http://rutracker.org/,FILE,File-sharing,2014-04-15,citizenlab,largest torrent sharing service
+https://rutracker.org/forum/index.php/,FILE,File-sharing,2017-09-28,igorv,"most popular, monitor"
+https://1.1.1.1{DOH},{ANON}
+https://1.0.0.1{DOH},{ANON}
+https://8.8.8.8{DOH},{ANON}
+https://8.8.4.4{DOH},{ANON}
+https://9.9.9.9{DOH},{ANON}
+https://149.112.112.112{DOH},{ANON}
+https://[2606:4700:4700::1111]{DOH},{ANON}
+https://www.youtube.com/channel/UCsAw3WynQJMm7tMy093y37A/,POLR,Political Criticism,2017-09-28,igorv,
+https://www.youtube.com/user/openrussia2014/,NEWS,News Media,2017-12-14,OONI,Ordered blocked
+"""
+CITIZEN_LAB_NAMES = ["www.bbc.com", "www.dw.com", "rutracker.org", "www.youtube.com"]
+
+
+def citizen_lab_config(where: Path, resolvers: str = RESOLVERS) -> Path:
+    (where / "ru.csv").write_text(CITIZEN_LAB_CSV, encoding="utf-8")
+    path = where / "config.yaml"
+    path.write_text(
+        f"{resolvers}watchlist:\n  - {{domain: www.bbc.com, label: BBC}}\n"
+        "watchlist_files: [ru.csv]\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_validate_says_what_a_citizen_lab_list_skipped_and_merged(tmp_path: Path) -> None:
+    citizen_lab_config(tmp_path)
+    result = monitor("validate", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == (
+        "config.yaml: valid: vantage default, 1 national and 1 control resolvers, 4 names\n"
+        "skipped 7 IP addresses (a watchlist is for names):\n"
+        f"  ru.csv:6: https://1.1.1.1{DOH}\n"
+        f"  ru.csv:7: https://1.0.0.1{DOH}\n"
+        f"  ru.csv:8: https://8.8.8.8{DOH}\n"
+        f"  ru.csv:9: https://8.8.4.4{DOH}\n"
+        f"  ru.csv:10: https://9.9.9.9{DOH}\n"
+        "  and 2 more\n"
+        "merged 3 repeated names (each name is watched once):\n"
+        "  ru.csv:2: https://www.bbc.com/russian/ (www.bbc.com, first on config.yaml:7)\n"
+        "  ru.csv:5: https://rutracker.org/forum/index.php/ (rutracker.org, first on ru.csv:4)\n"
+        "  ru.csv:14: https://www.youtube.com/user/openrussia2014/ "
+        "(www.youtube.com, first on ru.csv:13)\n"
+    )
+
+
+def test_validate_says_the_same_of_a_plain_list(tmp_path: Path) -> None:
+    (tmp_path / "names.txt").write_text(
+        "# one name a line\nyoutube.com\n192.0.2.1\nhttps://YouTube.com/watch\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "config.yaml").write_text(
+        f"{RESOLVERS}watchlist_files: [names.txt]\n", encoding="utf-8"
+    )
+    result = monitor("validate", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == (
+        "config.yaml: valid: vantage default, 1 national and 1 control resolvers, 1 names\n"
+        "skipped 1 IP address (a watchlist is for names):\n"
+        "  names.txt:3: 192.0.2.1\n"
+        "merged 1 repeated name (each name is watched once):\n"
+        "  names.txt:4: https://YouTube.com/watch (youtube.com, first on names.txt:2)\n"
+    )
+
+
+def test_validate_escapes_what_it_shows_of_a_skipped_line(tmp_path: Path) -> None:
+    (tmp_path / "names.txt").write_text("http://192.0.2.1/\x1b[2J\n", encoding="utf-8")
+    (tmp_path / "config.yaml").write_text(
+        f"{RESOLVERS}watchlist: [a.example]\nwatchlist_files: [names.txt]\n", encoding="utf-8"
+    )
+    result = monitor("validate", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "  names.txt:1: http://192.0.2.1/\\x1b[2J"
+
+
+def test_check_watches_each_name_of_a_citizen_lab_list_once(tmp_path: Path) -> None:
+    records = {(name, "A"): ["93.184.216.34"] for name in ["example.com", *CITIZEN_LAB_NAMES]}
+    with Lab({"nat": World(records), "ctl": World(records)}) as lab:
+        resolvers = (
+            "record_types: [A]\nconfirm: 0\nresolvers:\n"
+            f"  national: [{{name: nat, address: 127.0.0.1, port: {lab['nat'].port}}}]\n"
+            f"  control: [{{name: ctl, address: 127.0.0.1, port: {lab['ctl'].port}}}]\n"
+        )
+        citizen_lab_config(tmp_path, resolvers)
+        result = invoke("check", "--json")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert [(d["domain"], d["verdict"]) for d in document["domains"]] == [
+        (name, "present") for name in CITIZEN_LAB_NAMES
+    ]
+
+
 # ----------------------------------------------------------------------------- usage errors
 
 
@@ -272,7 +443,8 @@ def test_outside_a_git_repository_exits_2(tmp_path: Path, command: list[str]) ->
     [
         (["frobnicate"], "Error: No such command 'frobnicate'."),
         (["check", "--bogus"], "Error: No such option '--bogus'."),
-        (["validate", "--config", "x.yaml"], "Error: No such option '--config'."),
+        # demo reads no config, so it takes no --config.
+        (["demo", "--config", "x.yaml"], "Error: No such option '--config'."),
         (
             ["history", "--format", "xml"],
             "Error: Invalid value for '--format': 'xml' is not one of 'table', 'csv', 'json'.",

@@ -16,11 +16,13 @@ from monitor.config import (
     ECONOMICAL_ABOVE,
     Config,
     Resolver,
+    SkippedLine,
     WatchedName,
     load_config,
     load_config_text,
 )
 from monitor.errors import ConfigError
+from monitor.names import CITIZEN_LAB_HEADER
 from monitor.probe import TRANSPORTS
 from monitor.vocabulary import Group
 
@@ -638,6 +640,51 @@ watchlist_files: [lists/plain.txt, lists/ru.csv]
         ("xn--e1ajeds9e.xn--p1ai", "кремль.рф", None),
         ("www.rferl.org", "www.rferl.org", None),
     ]
+    # What added no name, file by file in line order, each repeat with where it came first.
+    plain, csv = str(tmp_path / "lists" / "plain.txt"), str(tmp_path / "lists" / "ru.csv")
+    first_meduza = f"{plain}:2"
+    assert config.skipped == (
+        SkippedLine(plain, 5, "YouTube.com", "repeat", "youtube.com", f"{tmp_path}/config.yaml:7"),
+        SkippedLine(plain, 6, "meduza.io", "repeat", "meduza.io", first_meduza),
+        SkippedLine(csv, 2, "https://meduza.io/", "repeat", "meduza.io", first_meduza),
+        SkippedLine(csv, 3, "https://meduza.io/news", "repeat", "meduza.io", first_meduza),
+        SkippedLine(csv, 4, "http://8.8.8.8/", "address"),
+    )
+
+
+def test_ip_addresses_and_repeats_follow_one_rule_in_both_formats(tmp_path: Path) -> None:
+    # The same hosts, once a line of plain text and once a Citizen Lab CSV row.
+    hosts = ["youtube.com", "8.8.8.8", "www.bbc.com", "[2001:4860:4860::8888]", "youtube.com"]
+    plain = "".join(f"https://{h}/\n" for h in hosts)
+    csv = CITIZEN_LAB_HEADER + "\n" + "".join(f"https://{h}/,NEWS,,,,\n" for h in hosts)
+    results = []
+    for name, content in (("plain.txt", plain), ("list.csv", csv)):
+        (tmp_path / name).write_text(content, encoding="utf-8")
+        text = config_with(
+            "    - {name: a, address: 192.0.2.1}\n", watchlist=f"watchlist_files: [{name}]\n"
+        )
+        config = load(text, tmp_path / "config.yaml")
+        offset = 1 if name == "list.csv" else 0  # the header line
+        file = str(tmp_path / name)
+        assert [w.domain for w in config.watchlist] == ["youtube.com", "www.bbc.com"]
+        assert [(s.line - offset, s.reason, s.first) for s in config.skipped] == [
+            (2, "address", None),
+            (4, "address", None),
+            (5, "repeat", f"{file}:{1 + offset}"),
+        ]
+        results.append([(s.text, s.display) for s in config.skipped])
+    assert results[0] == results[1]
+
+
+def test_a_file_of_addresses_alone_has_no_names_to_watch(tmp_path: Path) -> None:
+    (tmp_path / "ips.txt").write_text("192.0.2.1\nhttp://[2001:db8::1]/\n", encoding="utf-8")
+    text = config_with(
+        "    - {name: a, address: 192.0.2.1}\n", watchlist="watchlist_files: [ips.txt]\n"
+    )
+    assert error(text, tmp_path / "config.yaml") == (
+        f"{tmp_path}/config.yaml:6: watchlist: "
+        "no names to watch (watchlist and watchlist_files are empty)"
+    )
 
 
 def test_watchlist_files_alone_are_enough(tmp_path: Path) -> None:
@@ -681,11 +728,6 @@ def test_strategy_defaults_to_economical_above_ten_thousand_names(
             "a.com\n\nbad_name!.com\n",
             "{list}:3: watchlist_files[1]: 'bad_name!.com' is not a domain name: "
             "invalid character '!' in label 'bad_name!'",
-        ),
-        (
-            "a.com\nhttp://192.0.2.1/\n",
-            "{list}:2: watchlist_files[1]: "
-            "'192.0.2.1' is not a domain name: is an IP address, not a name",
         ),
         ("a.com\nhttp:///x\n", "{list}:2: watchlist_files[1]: URL has no host"),
         (

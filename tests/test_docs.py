@@ -24,7 +24,8 @@ import pytest
 
 from monitor.cli import cli
 
-README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+ROOT = Path(__file__).parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
 MARKER = "<!-- tests/test_docs.py runs this block: see there -->"
 DEMO_DIR = "/tmp/dk"
 GAP = "..."
@@ -123,10 +124,14 @@ def test_global_options_are_in_the_readme() -> None:
                 assert opt in README
 
 
+TEST_COMMAND = "tools/test-setup && pip install -e '.[test]' && python -m pytest"
+
+
 def test_readme_starts_with_the_two_setup_commands() -> None:
     first = README.split("```", 2)[1]
     assert "pip install . && registry-monitor demo" in first
-    assert "pip install -e '.[test]' && python -m pytest" in first
+    # The second installs what the tests need first, so a fresh machine gets a passing suite.
+    assert TEST_COMMAND in first
 
 
 def test_the_example_check_fails_on_output_the_readme_does_not_show() -> None:
@@ -189,3 +194,15 @@ def test_the_marked_examples_run_as_written_in_a_kept_demo_repository(tmp_path: 
     } <= ran
     assert (tmp_path / "dk-site" / "index.html").is_file()
     assert (keep / "history.sqlite").is_file()
+
+
+def test_ci_runs_the_readmes_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    steps = [line.strip() for line in ci.splitlines() if not line.lstrip().startswith("#")]
+    # Each part of the command, in its order, as CI spells it (quieter).
+    setup = steps.index("tools/test-setup")
+    pip = steps.index("python3 -m pip install -q --disable-pip-version-check -e '.[test]'")
+    pytest_ = steps.index("python3 -m pytest -q -p no:cacheprovider || status=$?")
+    assert setup < pip < pytest_
+    # One list of packages: the script's, not a second one in CI.
+    assert "apt-get" not in ci

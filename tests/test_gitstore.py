@@ -327,6 +327,31 @@ def test_vantage_commits_in_an_empty_repository_and_with_a_bad_revision(tmp_path
             gitstore.vantage_commits(repo, "default", rev=rev)
 
 
+@pytest.mark.parametrize(
+    ("attributes", "git_shows"),
+    [
+        # A fork that marks its snapshot files binary, or gives them a textconv that rewrites.
+        ("snapshots/** -diff\n", "Binary files a/snapshots/default/domains.yaml and b/"),
+        ("*.yaml diff=upper\n", "+A.COM: {VERDICT: MISSING}"),
+    ],
+    ids=["-diff", "textconv"],
+)
+def test_patches_are_the_files_own_lines_whatever_the_attributes_say(
+    tmp_path: Path, attributes: str, git_shows: str
+) -> None:
+    root = init(tmp_path / "repo")
+    snapshot(root, "default", "2026-11-26", {"domains.yaml": "a.com: {verdict: present}\n"})
+    sha = snapshot(root, "default", "2026-11-27", {"domains.yaml": "a.com: {verdict: missing}\n"})
+    repo = gitstore.open_repo(root)
+    plain = gitstore.patches(repo, "HEAD", ["snapshots/default/domains.yaml"])
+    assert plain.startswith(f"\x00{sha}\n")
+    assert "\n+a.com: {verdict: missing}\n" in plain
+    write(root, {".gitattributes": attributes})
+    git(root, "config", "diff.upper.textconv", "tr a-z A-Z <")
+    assert git_shows in git(root, "log", "-p", "-1", "--format=", "snapshots/")
+    assert gitstore.patches(repo, "HEAD", ["snapshots/default/domains.yaml"]) == plain
+
+
 # ----------------------------------------------------------------------------- read_files
 
 

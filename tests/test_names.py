@@ -143,6 +143,7 @@ def test_to_display_refuses_a_bad_xn_label() -> None:
         ("www.dw.com/ru/", "www.dw.com"),
         ("https://кремль.рф/", "кремль.рф"),
         ("http://1.2.3.4/", None),
+        ("http://1234/", None),
         ("http://[2001:db8::1]:8080/", None),
     ],
 )
@@ -169,6 +170,7 @@ https://www.dw.com/ru/top-stories/s-9119#section
 кремль.рф
 youtube.com
 http://1.2.3.4/
+2001:db8::1
 """
 
 CITIZEN_LAB = """\
@@ -181,48 +183,69 @@ http://8.8.8.8/,ANON,Anonymization,2017-01-01,,
 https://User@Rferl.org:443/,NEWS,News Media,2017-01-01,,
 
 https://кремль.рф/,GOVT,Government,2020-01-01,,
+https://[2001:4860:4860::8888]/dns-query,ANON,Anonymization,2020-01-01,,
 """
+
+# (line, text, name) of each line that names a host: repeats stay, for the caller to merge.
+CITIZEN_LAB_NAMES = [
+    (2, "https://www.bbc.com/russian", "www.bbc.com"),
+    (3, "http://www.bbc.com/news", "www.bbc.com"),
+    (4, "https://meduza.io/", "meduza.io"),
+    (7, "https://User@Rferl.org:443/", "rferl.org"),
+    (9, "https://кремль.рф/", "кремль.рф"),
+]
+CITIZEN_LAB_ADDRESSES = [
+    (6, "http://8.8.8.8/", "8.8.8.8"),
+    (10, "https://[2001:4860:4860::8888]/dns-query", "2001:4860:4860::8888"),
+]
+
+
+def shifted(listed: list[tuple[int, str, str]], by: int) -> list[tuple[int, str, str]]:
+    return [(line + by, text, name) for line, text, name in listed]
 
 
 @pytest.mark.parametrize(
-    ("content", "expected"),
+    ("content", "names", "addresses"),
     [
         (
             PLAIN,
             [
-                (2, "youtube.com"),
-                (4, "bbc.com"),
-                (5, "www.dw.com"),
-                (6, "кремль.рф"),
-                (7, "youtube.com"),
-                # An IP host stays, so the caller refuses it with its line number.
-                (8, "1.2.3.4"),
+                (2, "youtube.com", "youtube.com"),
+                (4, "bbc.com", "bbc.com"),
+                (5, "https://www.dw.com/ru/top-stories/s-9119#section", "www.dw.com"),
+                (6, "кремль.рф", "кремль.рф"),
+                (7, "youtube.com", "youtube.com"),
             ],
+            # The same rule as the CSV's: an IP address, bare or in a URL, is no name.
+            [(8, "http://1.2.3.4/", "1.2.3.4"), (9, "2001:db8::1", "2001:db8::1")],
         ),
-        (
-            CITIZEN_LAB,
-            [(2, "www.bbc.com"), (4, "meduza.io"), (7, "rferl.org"), (9, "кремль.рф")],
-        ),
-        (
-            "\ufeff" + CITIZEN_LAB,
-            [(2, "www.bbc.com"), (4, "meduza.io"), (7, "rferl.org"), (9, "кремль.рф")],
-        ),
+        (CITIZEN_LAB, CITIZEN_LAB_NAMES, CITIZEN_LAB_ADDRESSES),
+        ("\ufeff" + CITIZEN_LAB, CITIZEN_LAB_NAMES, CITIZEN_LAB_ADDRESSES),
         (
             "\n  \n\t\n" + CITIZEN_LAB,
-            [(5, "www.bbc.com"), (7, "meduza.io"), (10, "rferl.org"), (12, "кремль.рф")],
+            shifted(CITIZEN_LAB_NAMES, 3),
+            shifted(CITIZEN_LAB_ADDRESSES, 3),
         ),
-        (
-            CITIZEN_LAB.replace("\n", "\r\n"),
-            [(2, "www.bbc.com"), (4, "meduza.io"), (7, "rferl.org"), (9, "кремль.рф")],
-        ),
+        (CITIZEN_LAB.replace("\n", "\r\n"), CITIZEN_LAB_NAMES, CITIZEN_LAB_ADDRESSES),
         # The header must be the first line that is not blank, or the file is plain text.
         (
             "# exported\n" + CITIZEN_LAB_HEADER + "\nhttps://bbc.com/,NEWS,,,,\n",
-            [(2, CITIZEN_LAB_HEADER), (3, "bbc.com")],
+            [
+                (2, CITIZEN_LAB_HEADER, CITIZEN_LAB_HEADER),
+                (3, "https://bbc.com/,NEWS,,,,", "bbc.com"),
+            ],
+            [],
         ),
-        ("# only a comment\n\n", []),
-        ("\n \t", []),
-        ("", []),
+        # Digits and dots are what to_alabel calls an IP address (inet_aton reads "1234" as
+        # one); a colon that makes no IPv6 address leaves a name, for to_alabel to refuse.
+        (
+            "1234\nhttp://1.2.3/\n::g\n192.0.2.1.\n",
+            [(3, "::g", "::g")],
+            [(1, "1234", "1234"), (2, "http://1.2.3/", "1.2.3"), (4, "192.0.2.1.", "192.0.2.1.")],
+        ),
+        ("# only a comment\n\n", [], []),
+        ("\n \t", [], []),
+        ("", [], []),
     ],
     ids=[
         "plain",
@@ -231,15 +254,22 @@ https://кремль.рф/,GOVT,Government,2020-01-01,,
         "citizen-lab-after-blank-lines",
         "citizen-lab-crlf",
         "header-not-first",
+        "digits-and-dots",
         "comments-only",
         "blank-without-final-newline",
         "empty",
     ],
 )
-def test_read_watchlist_file(tmp_path: Path, content: str, expected: list[tuple[int, str]]) -> None:
+def test_read_watchlist_file(
+    tmp_path: Path,
+    content: str,
+    names: list[tuple[int, str, str]],
+    addresses: list[tuple[int, str, str]],
+) -> None:
     path = tmp_path / "list.txt"
     path.write_text(content, encoding="utf-8")
-    assert read_watchlist_file(path) == expected
+    found = read_watchlist_file(path)
+    assert (found.names, found.addresses) == (names, addresses)
 
 
 @pytest.mark.parametrize(
@@ -282,7 +312,7 @@ def test_a_quoted_citizen_lab_cell_keeps_the_line_ends_inside_it(tmp_path: Path)
     path.write_text(
         CITIZEN_LAB_HEADER + '\n"https://bb\u2028c.com/",NEWS,,,,\n', encoding="utf-8", newline=""
     )
-    assert read_watchlist_file(path) == [(2, "bb\u2028c.com")]
+    assert read_watchlist_file(path).names == [(2, "https://bb\u2028c.com/", "bb\u2028c.com")]
     with pytest.raises(ValueError, match="contains whitespace"):
         to_alabel("bb\u2028c.com")
 
@@ -296,7 +326,12 @@ def test_plain_lines_end_at_every_line_end(tmp_path: Path, end: str) -> None:
     path = tmp_path / "list.txt"
     lines = ["youtube.com", "", "  bbc.com  # a comment", "https://www.dw.com/ru/", "http:///"]
     path.write_text(end.join(lines[:4]) + end, encoding="utf-8", newline="")
-    assert read_watchlist_file(path) == [(1, "youtube.com"), (3, "bbc.com"), (4, "www.dw.com")]
+    names = read_watchlist_file(path).names
+    assert [(line, name) for line, _, name in names] == [
+        (1, "youtube.com"),
+        (3, "bbc.com"),
+        (4, "www.dw.com"),
+    ]
     path.write_text(end.join(lines), encoding="utf-8", newline="")
     with pytest.raises(WatchlistFileError) as caught:
         read_watchlist_file(path)
