@@ -429,7 +429,8 @@ def report(
 def export(
     ctx: click.Context, sqlite_path: Path, repo_dir: Path | None, vantages: tuple[str, ...]
 ) -> None:
-    """Export runs, names, verdict periods and events from the git history to SQLite."""
+    """Export runs, names, verdict periods, events, each resolver's statuses and health from the
+    git history to SQLite, with keys and the views missing_now and disappearances."""
     repo = gitstore.open_repo(repo_dir)
     done = export_sqlite(repo, sqlite_path, vantages=vantages, labels=_labels(ctx))
     click.echo(

@@ -71,13 +71,13 @@ class StatusPeriod:
 @dataclass(frozen=True)
 class ResolverHealth:
     """One resolver's line of ``resolvers.yaml`` on one run date: its group and health, and any
-    other key the line holds (``tcp``, say), as text."""
+    other key the line holds (``tcp``, say) with its value as YAML read it."""
 
     date: str
     resolver: str
     group: str | None
     health: str | None
-    extra: Mapping[str, str] = field(default_factory=dict)
+    extra: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -310,7 +310,7 @@ def resolver_health(repo: git.Repo, vantage: str, rev: str = "HEAD") -> list[Res
     for date, lines in by_date.items():
         for name in sorted(lines):
             fields = lines[name]
-            extra = {str(k): _as_text(v) for k, v in fields.items() if k not in ("group", "health")}
+            extra = {str(k): v for k, v in fields.items() if k not in ("group", "health")}
             result.append(
                 ResolverHealth(
                     date,
