@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -552,3 +553,88 @@ def test_statuses_are_what_each_line_said_on_each_day(model: Model, db: sqlite3.
             (vantage,),
         ).fetchall() == [("google", None), ("nsdi-a", None), ("nsdi-b", None), ("quad9", None)]
         assert count(db, "resolver_health", vantage) == 0
+
+
+# ----------------------------------------------------------------------------- the README
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+GAP = "..."
+
+
+@dataclass(frozen=True)
+class Query:
+    """A README ```sql block and the ``sqlite3 -header`` output shown in the block after it."""
+
+    line: int
+    sql: str
+    shown: tuple[str, ...]
+
+
+def readme_queries() -> list[Query]:
+    lines = README.read_text(encoding="utf-8").splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        if line != "```sql":
+            continue
+        end = lines.index("```", i + 1)
+        assert lines[end + 1] == "```", f"README.md:{end + 2}: the query's output must follow it"
+        close = lines.index("```", end + 2)
+        found.append(Query(i + 1, "\n".join(lines[i + 1 : end]), tuple(lines[end + 2 : close])))
+    return found
+
+
+def shown_in(output: list[str], shown: tuple[str, ...]) -> bool:
+    """Whether ``output`` has the lines ``shown``: the first one first, in order, consecutive
+    between two GAP lines, and the last one last unless a GAP ends ``shown``."""
+    runs: list[list[str]] = [[]]
+    for line in shown:
+        if line == GAP:
+            runs.append([])
+        else:
+            runs[-1].append(line)
+    if output[: len(runs[0])] != runs[0]:
+        return False
+    at = len(runs[0])
+    for run in runs[1:]:
+        if not run:
+            at = len(output)  # a trailing GAP
+            continue
+        starts = [
+            i for i in range(at, len(output) - len(run) + 1) if output[i : i + len(run)] == run
+        ]
+        if not starts:
+            return False
+        at = starts[0] + len(run)
+    return at == len(output)
+
+
+def test_the_readme_queries_print_what_the_readme_shows(tmp_path: Path) -> None:
+    queries = readme_queries()
+    assert len(queries) >= 5
+    keep = tmp_path / "dk"
+    for args in (["demo", "--keep", str(keep)], ["export", "--sqlite", "history.sqlite"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "monitor", *args],
+            cwd=keep if args[0] == "export" else tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    connection = sqlite3.connect(keep / "history.sqlite")
+    try:
+        for query in queries:
+            cursor = connection.execute(query.sql)
+            output = ["|".join(c[0] for c in cursor.description)]
+            output += ["|".join("" if v is None else str(v) for v in row) for row in cursor]
+            assert shown_in(output, query.shown), f"README.md:{query.line}:\n" + "\n".join(output)
+    finally:
+        connection.close()
+
+
+def test_the_output_check_fails_on_output_the_readme_does_not_show() -> None:
+    assert shown_in(["h", "a", "b", "c"], ("h", "a", GAP, "c"))
+    assert shown_in(["h", "a", "b", "c"], ("h", GAP))
+    assert not shown_in(["h", "a", "b", "c"], ("h", "a", "b"))  # a row left out, no GAP
+    assert not shown_in(["h", "b", "a"], ("h", GAP, "a", "b"))
+    assert not shown_in(["x", "a"], ("h", GAP))
