@@ -199,7 +199,10 @@ ends AS (
 SELECT ends.vantage, ends.domain, d.display, d.label, ends.date, ends.back_on, ends.back_as,
   CAST(julianday(coalesce(ends.back_on, ends.last_missing)) - julianday(ends.date) AS INTEGER)
     AS days,
-  ends.last_missing, ends.ongoing
+  ends.last_missing,
+  -- A computed column has no affinity unless CAST gives it one: without it, a filter such as
+  -- Datasette's ?ongoing=0 compares the text '0' with the number 0 and matches nothing.
+  CAST(ends.ongoing AS INTEGER) AS ongoing
 FROM ends JOIN domains d USING (vantage, domain);
 """
 

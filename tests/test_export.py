@@ -398,6 +398,12 @@ def test_every_disappearance_with_its_duration(story: Path) -> None:
         ("youtube.com", R2, None, None, 5, R6, 1),
         (KREMLIN, R4, None, None, 3, R6, 1),
     ]
+    # The counts compare as numbers also when a filter gives them as text (Datasette's
+    # ?ongoing=0 and ?days=3 do).
+    assert rows(story, "SELECT domain FROM disappearances WHERE ongoing = '0' AND days = '4'") == [
+        ("bbc.com",)
+    ]
+    assert rows(story, "SELECT domain FROM missing_now WHERE days = '3'") == [(KREMLIN,)]
 
 
 NATIONAL_ON_THE_DAY = """
