@@ -20,11 +20,14 @@ from monitor.demo import demo, refuse_unsafe
 from monitor.errors import MonitorError, UsageError
 from monitor.export import export_sqlite
 from monitor.files import file_error
-from monitor.history import events_between, history
+from monitor.history import diff as diff_revisions
+from monitor.history import history
 from monitor.measure import Progress, measure
 from monitor.names import to_alabel, to_display
 from monitor.output import (
     check_table,
+    diff_document,
+    diff_lines,
     health_lines,
     history_csv,
     history_document,
@@ -307,21 +310,19 @@ def run_command(
 def diff(
     ctx: click.Context, rev_a: str | None, rev_b: str | None, repo_dir: Path | None, as_json: bool
 ) -> None:
-    """Show the events between two commits' snapshots (default HEAD~1 and HEAD)."""
+    """Show the events of every run after REV_A up to REV_B, each dated by its own run
+    (default HEAD~1 and HEAD)."""
     repo = gitstore.open_repo(repo_dir)
     vantage = _vantage(ctx, Path(repo.working_tree_dir or "."))
-    rev_a = rev_a or ("HEAD~1" if rev_b is None else f"{rev_b}~1")
+    rev_a = rev_a or "HEAD~1"
     rev_b = rev_b or "HEAD"
-    events = events_between(repo, vantage, rev_a, rev_b)
+    result = diff_revisions(repo, vantage, rev_a, rev_b)
+    labels = _labels(ctx)
     if as_json:
-        _echo_json(
-            {"schema": 1, "from": rev_a, "to": rev_b, "events": [e.document() for e in events]}
-        )
+        _echo_json(diff_document(result, labels))
         return
-    if not events:
-        click.echo(f"{vantage}: no events between {rev_a} and {rev_b}")
-    for e in events:
-        click.echo(f"{e.date} {e.line}")
+    for line in diff_lines(result, (rev_a, rev_b), labels):
+        click.echo(line)
 
 
 @cli.command("history")
@@ -346,19 +347,23 @@ def history_command(
     since: str | None,
     fmt: str,
 ) -> None:
-    """Show each domain's verdict periods, oldest first, from the git history of snapshots/."""
+    """Show each domain's verdict periods, oldest first, from the git history of snapshots/.
+
+    A period still current ends on the latest run's date, marked (last run).
+    """
     if since is not None:
         since = parse_date(since, "--since")
     wanted = [n.domain for n in _names_for_text(domains)]
     repo = gitstore.open_repo(repo_dir)
     vantage = _vantage(ctx, Path(repo.working_tree_dir or "."))
     histories = history(repo, vantage, wanted, since)
+    labels = _labels(ctx)
     if fmt == "json":
-        _echo_json(history_document(histories))
+        _echo_json(history_document(histories, labels))
     elif fmt == "csv":
-        click.echo(history_csv(histories), nl=False)
+        click.echo(history_csv(histories, labels), nl=False)
     elif histories:
-        click.echo(history_table(histories))
+        click.echo(history_table(histories, labels))
     else:
         click.echo(f"{vantage}: no history" + (f" for {', '.join(domains)}" if domains else ""))
 
@@ -476,7 +481,8 @@ def report(
 def export(
     ctx: click.Context, sqlite_path: Path, repo_dir: Path | None, vantages: tuple[str, ...]
 ) -> None:
-    """Export runs, names, verdict periods and events from the git history to SQLite."""
+    """Export runs, names, verdict periods, events, each resolver's statuses and health from the
+    git history to SQLite, with keys and the views missing_now and disappearances."""
     repo = gitstore.open_repo(repo_dir)
     done = export_sqlite(repo, sqlite_path, vantages=vantages, labels=_labels(ctx))
     click.echo(

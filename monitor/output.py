@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from monitor.changes import display_of, event_counts
 from monitor.config import SkippedLine
 from monitor.escape import escape_markdown, escape_text
-from monitor.history import DomainHistory
+from monitor.history import Diff, DomainHistory, Period
 from monitor.measure import DomainResult, Measurement
 from monitor.run import RunResult
 from monitor.vocabulary import Health, Verdict
@@ -91,29 +91,45 @@ def _domain_document(result: DomainResult) -> dict[str, Any]:
     return doc
 
 
-def history_table(histories: Sequence[DomainHistory]) -> str:
-    """Return ``history`` as a table: one row per period, ``→ today`` while it is current."""
-    rows = [["domain", "verdict", "period"]]
+def history_table(
+    histories: Sequence[DomainHistory], labels: Mapping[str, str] | None = None
+) -> str:
+    """Return ``history`` as a table: one row per period, each name as people read it (Unicode)
+    with its label when the watchlist gives one. A period still current ends on the latest run's
+    date, marked ``(last run)``: the record says nothing of the days since."""
+    labels = labels or {}
+    labelled = any(h.domain in labels for h in histories)
+    rows = [["domain", *(["label"] if labelled else []), "verdict", "period"]]
     for h in histories:
+        label = [escape_text(labels.get(h.domain, ""))] if labelled else []
         for p in h.periods:
             rows.append(
-                [
-                    escape_text(display_of(h.domain)),
-                    escape_text(p.verdict),
-                    f"{p.start} → {p.to or 'today'}",
-                ]
+                [escape_text(display_of(h.domain)), *label, escape_text(p.verdict), _span(p)]
             )
     return format_table(rows)
 
 
-def history_csv(histories: Sequence[DomainHistory]) -> str:
-    """Return ``history`` as CSV with a header: domain,verdict,from,to (``to`` empty if current)."""
+def _span(period: Period) -> str:
+    if period.to is not None:
+        return f"{period.start} → {period.to}"
+    if period.through is None:  # a period made by hand, not read from git
+        return f"{period.start} →"
+    return f"{period.start} → {period.through} (last run)"
+
+
+def history_csv(histories: Sequence[DomainHistory], labels: Mapping[str, str] | None = None) -> str:
+    """Return ``history`` as CSV with a header: domain,display,label,verdict,from,to (``domain``
+    the A-label, ``display`` the Unicode form, ``label`` empty when the watchlist gives none,
+    ``to`` empty while current)."""
+    labels = labels or {}
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["domain", "verdict", "from", "to"])
+    writer.writerow(["domain", "display", "label", "verdict", "from", "to"])
     for h in histories:
+        name = [_csv_safe(h.domain), _csv_safe(display_of(h.domain))]
+        label = _csv_safe(labels.get(h.domain, ""))
         for p in h.periods:
-            writer.writerow([_csv_safe(h.domain), _csv_safe(p.verdict), p.start, p.to or ""])
+            writer.writerow([*name, label, _csv_safe(p.verdict), p.start, p.to or ""])
     return buffer.getvalue()
 
 
@@ -124,18 +140,68 @@ def _csv_safe(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
-def history_document(histories: Sequence[DomainHistory]) -> dict[str, Any]:
-    """Return ``history --format json`` as DESIGN.md gives it."""
+def _name_fields(domain: str, labels: Mapping[str, str]) -> dict[str, str]:
+    """``display`` where the Unicode form differs and ``label`` where the watchlist gives one,
+    as in DESIGN.md's documents."""
+    fields = {}
+    display = display_of(domain)
+    if display != domain:
+        fields["display"] = display
+    if domain in labels:
+        fields["label"] = labels[domain]
+    return fields
+
+
+def history_document(
+    histories: Sequence[DomainHistory], labels: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Return ``history --format json`` as DESIGN.md gives it, each name with ``display`` and
+    ``label`` beside ``domain`` where they apply."""
+    labels = labels or {}
     return {
         "schema": SCHEMA,
         "domains": [
             {
                 "domain": h.domain,
+                **_name_fields(h.domain, labels),
                 "periods": [{"verdict": p.verdict, "from": p.start, "to": p.to} for p in h.periods],
             }
             for h in histories
         ],
     }
+
+
+def diff_lines(
+    result: Diff, between: tuple[str, str], labels: Mapping[str, str] | None = None
+) -> list[str]:
+    """Return ``diff`` for people: one line per event, dated by its run, the name in Unicode with
+    its label ("2026-02-10 disappeared: youtube.com [YouTube] (present → missing)"), or one line
+    saying there was nothing between the revisions ``between`` names (as the user typed them)."""
+    labels = labels or {}
+    if not result.events:
+        what = "no events" if result.dates else "no runs"
+        start, end = (escape_text(rev) for rev in between)
+        return [f"{result.vantage}: {what} between {start} and {end}"]
+    lines = []
+    for e in result.events:
+        label = f" [{escape_text(labels[e.domain])}]" if e.domain in labels else ""
+        move = f"{escape_text(e.before)} → {escape_text(e.after)}"
+        lines.append(f"{e.date} {e.event}: {e.shown}{label} ({move})")
+    return lines
+
+
+def diff_document(result: Diff, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Return ``diff --json`` as DESIGN.md gives it: ``from`` and ``to`` the commits' full shas,
+    each event with its run's ``date`` (and ``label`` where the watchlist gives one)."""
+    labels = labels or {}
+    events = []
+    for e in result.events:
+        doc: dict[str, Any] = e.document()
+        if e.domain in labels:
+            name: dict[str, Any] = {k: doc.pop(k) for k in ("domain", "display") if k in doc}
+            doc = {**name, "label": labels[e.domain], **doc}
+        events.append(doc)
+    return {"schema": SCHEMA, "from": result.start, "to": result.end, "events": events}
 
 
 def run_summary(result: RunResult) -> str:

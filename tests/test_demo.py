@@ -114,8 +114,8 @@ def test_demo_tells_the_story_and_leaves_a_repository(tmp_path: Path) -> None:
     for name in RETURNING:
         assert f"restored: {name} " in out
     assert "=== diff: the events of 2026-02-10 ===" in out
-    assert "youtube.com    missing   2026-02-10 → today" in out
-    assert f"{FILTERED}  unstable  2026-02-10 → today" in out
+    assert "youtube.com    missing   2026-02-10 → 2026-02-11 (last run)" in out
+    assert f"{FILTERED}  unstable  2026-02-10 → 2026-02-11 (last run)" in out
 
     snapshot = yaml.safe_load((keep / "snapshots" / VANTAGE / "domains.yaml").read_text())
     assert snapshot["youtube.com"]["verdict"] == "missing"

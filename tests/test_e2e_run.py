@@ -317,8 +317,8 @@ def test_three_days_disappear_and_restore(lab: World, tmp_path: Path) -> None:
     assert diff_json.returncode == 0, diff_json.stderr
     assert json.loads(diff_json.stdout) == {
         "schema": 1,
-        "from": "HEAD~1",
-        "to": "HEAD",
+        "from": git(repo, "rev-parse", "HEAD~1").strip(),
+        "to": git(repo, "rev-parse", "HEAD").strip(),
         "events": [
             {
                 "domain": "youtube.com",
@@ -350,7 +350,13 @@ def test_three_days_disappear_and_restore(lab: World, tmp_path: Path) -> None:
     cases = [
         ((), f"{DAY3} restored: youtube.com (missing → present)\n"),
         (("HEAD~2", "HEAD~1"), f"{DAY2} disappeared: youtube.com (present → missing)\n"),
-        (("HEAD~2", "HEAD"), "lab: no events between HEAD~2 and HEAD\n"),
+        # Every run after HEAD~2, each event dated by its own run: missing at neither end, but
+        # missing on DAY2.
+        (
+            ("HEAD~2", "HEAD"),
+            f"{DAY2} disappeared: youtube.com (present → missing)\n"
+            f"{DAY3} restored: youtube.com (missing → present)\n",
+        ),
     ]
     for revs, expected in cases:
         diff = monitor(lab, "diff", *revs, "--repo", str(repo), cwd=repo)
@@ -362,7 +368,7 @@ def test_three_days_disappear_and_restore(lab: World, tmp_path: Path) -> None:
         "domain       verdict  period\n"
         f"youtube.com  present  {DAY1} → {DAY1}\n"
         f"youtube.com  missing  {DAY2} → {DAY2}\n"
-        f"youtube.com  present  {DAY3} → today\n",
+        f"youtube.com  present  {DAY3} → {DAY3} (last run)\n",
     )
     as_json = monitor(
         lab, "history", "youtube.com", "--format", "json", "--repo", str(repo), cwd=repo
@@ -386,10 +392,10 @@ def test_three_days_disappear_and_restore(lab: World, tmp_path: Path) -> None:
     )
     assert (as_csv.returncode, as_csv.stdout) == (
         0,
-        "domain,verdict,from,to\n"
-        f"youtube.com,present,{DAY1},{DAY1}\n"
-        f"youtube.com,missing,{DAY2},{DAY2}\n"
-        f"youtube.com,present,{DAY3},\n",
+        "domain,display,label,verdict,from,to\n"
+        f"youtube.com,youtube.com,,present,{DAY1},{DAY1}\n"
+        f"youtube.com,youtube.com,,missing,{DAY2},{DAY2}\n"
+        f"youtube.com,youtube.com,,present,{DAY3},\n",
     )
     # Every other name has had one verdict all along.
     everything = monitor(lab, "history", "--format", "json", "--repo", str(repo), cwd=repo)
@@ -464,7 +470,9 @@ def test_a_silent_national_is_down_and_raises_nothing(lab: World, tmp_path: Path
     history = monitor(
         lab, "history", "youtube.com", "--format", "csv", "--repo", str(repo), cwd=repo
     )
-    assert history.stdout == f"domain,verdict,from,to\nyoutube.com,present,{DAY1},\n"
+    assert history.stdout == (
+        f"domain,display,label,verdict,from,to\nyoutube.com,youtube.com,,present,{DAY1},\n"
+    )
 
 
 # ----------------------------------------------------------------------------- commits

@@ -106,7 +106,14 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
             for path in git(repo, "ls-tree", "-r", "--name-only", "HEAD", "snapshots").split():
                 name = f"{date}/{path}"
                 found[name] = _stable(name, git(repo, "show", f"HEAD:{path}"))
-        found["diff.json"] = cli(repo, config, "diff", "HEAD~2", "HEAD~1", "--json")
+        # diff --json names the commits, whose shas change with the clock: they stand as the
+        # revisions typed, once checked to be the ones git resolves.
+        diff_json = cli(repo, config, "diff", "HEAD~2", "HEAD~1", "--json")
+        for rev in ("HEAD~2", "HEAD~1"):
+            sha = git(repo, "rev-parse", rev).strip()
+            assert f'"{sha}"' in diff_json
+            diff_json = diff_json.replace(f'"{sha}"', f'"{rev}"')
+        found["diff.json"] = diff_json
         found["diff.txt"] = cli(repo, config, "diff", "HEAD~2", "HEAD")
         found["history.json"] = cli(repo, config, "history", "--format", "json")
         found["history.txt"] = cli(repo, config, "history")

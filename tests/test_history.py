@@ -289,7 +289,8 @@ def test_since_leaves_out_periods_that_ended_before_it(tmp_path: Path) -> None:
     done = monitor(root, "history", "a.com", "--since", D4, "--format", "csv")
     assert (done.returncode, done.stdout, done.stderr) == (
         0,
-        f"domain,verdict,from,to\na.com,missing,{D3},{D4}\na.com,present,{D5},\n",
+        "domain,display,label,verdict,from,to\n"
+        f"a.com,a.com,,missing,{D3},{D4}\na.com,a.com,,present,{D5},\n",
         "",
     )
 
@@ -380,12 +381,12 @@ def test_history_table_csv_and_json(tmp_path: Path) -> None:
             (),
             "domain  verdict  period\n"
             f"a.com   present  {D1} → {D1}\n"
-            f"a.com   missing  {D2} → today\n"
-            f"b.com   present  {D1} → today\n",
+            f"a.com   missing  {D2} → {D3} (last run)\n"
+            f"b.com   present  {D1} → {D3} (last run)\n",
         ),
         (
             ("b.com", "--format", "csv"),
-            f"domain,verdict,from,to\nb.com,present,{D1},\n",
+            f"domain,display,label,verdict,from,to\nb.com,b.com,,present,{D1},\n",
         ),
         (("nowhere.example",), "lab: no history for nowhere.example\n"),
     ]
@@ -462,8 +463,15 @@ def test_diff_between_commits(tmp_path: Path) -> None:
             f"{D2} restored: b.com (missing → present)\n",
         ),
         (("HEAD~2", "HEAD~1"), f"{VANTAGE}: no events between HEAD~2 and HEAD~1\n"),
-        # b.com came back and went again: missing at both ends, so no event.
-        (("HEAD~3",), f"{D4} disappeared: a.com (present → missing)\n"),
+        (("HEAD", "HEAD"), f"{VANTAGE}: no runs between HEAD and HEAD\n"),
+        # Every run after HEAD~3, each event dated by its own run: b.com came back on D2 and
+        # went again on D4, though it is missing at both ends.
+        (
+            ("HEAD~3",),
+            f"{D2} disappeared: a.com (present → missing)\n"
+            f"{D2} restored: b.com (missing → present)\n"
+            f"{D4} disappeared: b.com (present → missing)\n",
+        ),
     ]
     for revs, expected in cases:
         done = monitor(root, "diff", *revs)
@@ -472,8 +480,9 @@ def test_diff_between_commits(tmp_path: Path) -> None:
     done = monitor(root, "diff", "HEAD~3", "HEAD~2", "--json")
     assert json.loads(done.stdout) == {
         "schema": 1,
-        "from": "HEAD~3",
-        "to": "HEAD~2",
+        # The commits, not the words typed: HEAD~3 means another commit tomorrow.
+        "from": git(root, "rev-parse", "HEAD~3"),
+        "to": git(root, "rev-parse", "HEAD~2"),
         "events": [
             {
                 "domain": "a.com",
@@ -491,12 +500,183 @@ def test_diff_between_commits(tmp_path: Path) -> None:
             },
         ],
     }
+    head, older = git(root, "rev-parse", "HEAD")[:12], git(root, "rev-parse", "HEAD~2")[:12]
     for revs, message in [
         (("nope",), "Error: unknown revision: nope\n"),
         (("HEAD~9", "HEAD"), "Error: unknown revision: HEAD~9\n"),
+        (
+            ("HEAD", "HEAD~2"),
+            f"Error: HEAD ({head}) is not an ancestor of HEAD~2 ({older}): diff shows the runs "
+            "after REV_A up to REV_B, so give the older revision first\n",
+        ),
     ]:
         done = monitor(root, "diff", *revs)
         assert (done.returncode, done.stdout, done.stderr) == (2, "", message), revs
+
+
+def test_diff_dates_each_event_by_its_own_run(tmp_path: Path) -> None:
+    """The demo's story over three runs: diff of the first and the last shows the day each name
+    went, and bbc.com's one day missing, which the two end states do not."""
+    root = init(tmp_path / "repo")
+    commit_lines(root, D1, [line("bbc.com", "present", D1), line("youtube.com", "present", D1)])
+    commit_lines(root, D2, [line("bbc.com", "missing", D2), line("youtube.com", "missing", D2)])
+    commit_lines(root, D3, [line("bbc.com", "present", D3), line("youtube.com", "missing", D2)])
+    done = monitor(root, "diff", "HEAD~2", "HEAD")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == (
+        f"{D2} disappeared: bbc.com (present → missing)\n"
+        f"{D2} disappeared: youtube.com (present → missing)\n"
+        f"{D3} restored: bbc.com (missing → present)\n"
+    )
+
+
+def test_diff_counts_a_date_run_twice_as_its_last_run(tmp_path: Path) -> None:
+    root = init(tmp_path / "repo")
+    commit_lines(root, D1, [line("a.com", "present", D1), line("b.com", "present", D1)])
+    morning = commit_lines(root, D2, [line("a.com", "missing", D2), line("b.com", "present", D1)])
+    # The re-run was pushed, so it stands beside the morning's commit: it saw b.com go instead.
+    evening = commit_lines(root, D2, [line("a.com", "present", D1), line("b.com", "missing", D2)])
+    commit_lines(root, D3, [line("a.com", "present", D1), line("b.com", "missing", D2)])
+    assert git(root, "rev-parse", "HEAD~1") == evening != morning
+    expected = f"{D2} disappeared: b.com (present → missing)\n"
+    for revs in [("HEAD~3", "HEAD"), ("HEAD~2", "HEAD~1"), ("HEAD~3", "HEAD~1")]:
+        done = monitor(root, "diff", *revs)
+        assert (done.returncode, done.stdout, done.stderr) == (0, expected, ""), revs
+    # Up to the morning's commit, the morning's run is the day's.
+    done = monitor(root, "diff", "HEAD~3", "HEAD~2")
+    assert done.stdout == f"{D2} disappeared: a.com (present → missing)\n"
+
+
+def test_diff_of_a_name_dropped_and_added_again(tmp_path: Path) -> None:
+    root = init(tmp_path / "repo")
+    other = line("z.com", "present", D1)
+    commit_lines(root, D1, [line("a.com", "present", D1), other])
+    commit_lines(root, D2, [other])  # dropped from the watchlist
+    commit_lines(root, D3, [line("a.com", "missing", D3), other])  # back: new, raises nothing
+    commit_lines(root, D4, [line("a.com", "present", D4), other])
+    done = monitor(root, "diff", "HEAD~3", "HEAD")
+    assert (done.returncode, done.stdout, done.stderr) == (
+        0,
+        f"{D4} restored: a.com (missing → present)\n",
+        "",
+    )
+
+
+def test_diff_skips_unstable_days_and_compares_with_the_last_conclusive(tmp_path: Path) -> None:
+    root = init(tmp_path / "repo")
+    commit_lines(root, D1, [line("a.com", "present", D1)])
+    commit_lines(root, D2, [line("a.com", "present", D1, today="unstable")])
+    commit_lines(root, D3, [line("a.com", "missing", D3)])
+    commit_lines(root, D4, [line("a.com", "missing", D3, today="inconclusive")])
+    commit_lines(root, D5, [line("a.com", "present", D5)])
+    done = monitor(root, "diff", "HEAD~4", "HEAD")
+    assert (done.returncode, done.stdout, done.stderr) == (
+        0,
+        f"{D3} disappeared: a.com (present → missing)\n{D5} restored: a.com (missing → present)\n",
+        "",
+    )
+    # From the unstable day on: the disappearance is still against the last conclusive day.
+    done = monitor(root, "diff", "HEAD~3", "HEAD~2")
+    assert done.stdout == f"{D3} disappeared: a.com (present → missing)\n"
+
+
+def test_diff_reads_its_vantage_among_others_interleaved(tmp_path: Path) -> None:
+    root = init(tmp_path / "repo")
+    (root / "config.yaml").write_text(LABELLED.format(vantage=VANTAGE), encoding="utf-8")
+    commit_day(root, D1, {"domains.yaml": line("a.com", "present", D1) + "\n"})
+    commit_day(root, D1, {"domains.yaml": line("a.com", "present", D1) + "\n"}, vantage="other")
+    commit_day(root, D2, {"domains.yaml": line("a.com", "missing", D2) + "\n"})
+    commit_day(root, D2, {"domains.yaml": line("a.com", "present", D1) + "\n"}, vantage="other")
+    commit_day(root, D3, {"domains.yaml": line("a.com", "missing", D3) + "\n"}, vantage="other")
+    # HEAD~1..HEAD holds only the other vantage point's commits.
+    done = monitor(root, "diff")
+    assert (done.returncode, done.stdout, done.stderr) == (
+        0,
+        f"{VANTAGE}: no runs between HEAD~1 and HEAD\n",
+        "",
+    )
+    done = monitor(root, "diff", "HEAD~4")
+    assert done.stdout == f"{D2} disappeared: a.com [Site A] (present → missing)\n"
+    (root / "other.yaml").write_text(LABELLED.format(vantage="other"), encoding="utf-8")
+    done = monitor(root, "--config", "other.yaml", "diff", "HEAD~4")
+    assert done.stdout == f"{D3} disappeared: a.com [Site A] (present → missing)\n"
+
+
+LABELLED = """\
+vantage: {vantage}
+resolvers:
+  national:
+    - {{name: nsdi-a, address: 127.0.0.1}}
+  control:
+    - {{name: google, address: 127.0.0.2, transport: tcp}}
+watchlist:
+  - {{domain: a.com, label: Site A}}
+  - {{domain: кремль.рф, label: "Kremlin, =1+1"}}
+"""
+
+
+def test_labels_and_unicode_names_in_history_and_diff(tmp_path: Path) -> None:
+    root = init(tmp_path / "repo")
+    (root / "config.yaml").write_text(LABELLED.format(vantage=VANTAGE), encoding="utf-8")
+    commit_lines(root, D1, [line(KREMLIN, "present", D1), line("b.com", "present", D1)])
+    commit_lines(root, D2, [line(KREMLIN, "missing", D2), line("b.com", "present", D1)])
+    done = monitor(root, "history")
+    assert (done.returncode, done.stdout, done.stderr) == (
+        0,
+        "domain     label          verdict  period\n"
+        f"b.com                     present  {D1} → {D2} (last run)\n"
+        f"кремль.рф  Kremlin, =1+1  present  {D1} → {D1}\n"
+        f"кремль.рф  Kremlin, =1+1  missing  {D2} → {D2} (last run)\n",
+        "",
+    )
+    done = monitor(root, "history", "--format", "csv", "кремль.рф")
+    assert done.stdout == (
+        "domain,display,label,verdict,from,to\n"
+        f'{KREMLIN},кремль.рф,"Kremlin, =1+1",present,{D1},{D1}\n'
+        f'{KREMLIN},кремль.рф,"Kremlin, =1+1",missing,{D2},\n'
+    )
+    done = monitor(root, "history", "--format", "json")
+    assert json.loads(done.stdout)["domains"] == [
+        {"domain": "b.com", "periods": [{"verdict": "present", "from": D1, "to": None}]},
+        {
+            "domain": KREMLIN,
+            "display": "кремль.рф",
+            "label": "Kremlin, =1+1",
+            "periods": [
+                {"verdict": "present", "from": D1, "to": D1},
+                {"verdict": "missing", "from": D2, "to": None},
+            ],
+        },
+    ]
+    done = monitor(root, "diff")
+    assert done.stdout == f"{D2} disappeared: кремль.рф [Kremlin, =1+1] (present → missing)\n"
+    done = monitor(root, "diff", "--json")
+    assert json.loads(done.stdout)["events"] == [
+        {
+            "domain": KREMLIN,
+            "display": "кремль.рф",
+            "label": "Kremlin, =1+1",
+            "event": "disappeared",
+            "from": "present",
+            "to": "missing",
+            "date": D2,
+        }
+    ]
+
+
+def test_a_current_period_ends_on_the_last_run_not_today(tmp_path: Path) -> None:
+    """Weeks after the last run, history says the period held at that run, not "today"."""
+    root = init(tmp_path / "repo")
+    commit_lines(root, "2026-02-11", [line("a.com", "missing", "2026-02-11")])
+    commit_lines(root, "2026-03-01", [line("a.com", "missing", "2026-02-11")])
+    done = monitor(root, "history")
+    assert (done.returncode, done.stdout) == (
+        0,
+        "domain  verdict  period\na.com   missing  2026-02-11 → 2026-03-01 (last run)\n",
+    )
+    assert json.loads(monitor(root, "history", "--format", "json").stdout)["domains"] == [
+        {"domain": "a.com", "periods": [{"verdict": "missing", "from": "2026-02-11", "to": None}]}
+    ]
 
 
 def test_diff_shows_a_unicode_name_as_unicode(tmp_path: Path) -> None:
@@ -532,7 +712,7 @@ def test_history_table_shows_a_unicode_name_as_unicode(tmp_path: Path) -> None:
         0,
         "domain     verdict  period\n"
         f"кремль.рф  present  {D1} → {D1}\n"
-        f"кремль.рф  missing  {D2} → today\n",
+        f"кремль.рф  missing  {D2} → {D2} (last run)\n",
     )
 
 

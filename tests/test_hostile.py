@@ -206,8 +206,8 @@ def test_hostile_answers_are_json_encoded_and_never_reach_a_terminal_raw(text: s
 def test_any_domain_text_in_history_csv_stays_one_cell(text: str) -> None:
     out = history_csv([DomainHistory(text, [Period("missing", DAY, None)])])
     rows = list(csv.reader(io.StringIO(out, newline="")))
-    assert rows[0] == ["domain", "verdict", "from", "to"]
-    assert len(rows) == 2 and rows[1][1:] == ["missing", DAY, ""]
+    assert rows[0] == ["domain", "display", "label", "verdict", "from", "to"]
+    assert len(rows) == 2 and rows[1][2:] == ["", "missing", DAY, ""]
 
 
 # ----------------------------------------------------------------------------- the CLI, end to end
@@ -335,7 +335,7 @@ def test_diff_and_history_escape_a_hostile_snapshot_in_the_repository(
     rows = list(csv.reader(io.StringIO(csv_out, newline="")))
     # (click strips CSI sequences such as ESC[2J from output that is not a terminal, so the
     # verdict cell is not compared; OSC sequences such as ESC]0;...BEL it leaves alone.)
-    assert [(row[0], row[2]) for row in rows[1:]] == [
+    assert [(row[0], row[4]) for row in rows[1:]] == [
         ("a.com", "2026-02-10"),
         ("a.com", DAY),
         ("b.com", "2026-02-10"),
