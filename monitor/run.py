@@ -12,7 +12,7 @@ from monitor import __version__, gitstore
 from monitor.changes import Event, advance, commit_message
 from monitor.config import Config
 from monitor.errors import InconclusiveRun, UsageError
-from monitor.feed import entries_for, parse_feed, render_feed
+from monitor.feed import entries_for, parse_feed, render_feed, source_for
 from monitor.measure import CONFIRM_SPACING, Measurement, Progress, measure
 from monitor.snapshot import (
     FEED_FILE,
@@ -118,8 +118,9 @@ def run(
         [(r.name, r.group, r.health) for r in measurement.resolvers]
     )
     files[RUN_FILE] = render_run(_run_fields(config, date, measurement, entries, events))
-    old_feed = parse_feed(base_files.get(FEED_FILE, b"").decode("utf-8", "replace"))
-    files[FEED_FILE] = render_feed(config.vantage, entries_for(config.vantage, events), old_feed)
+    old_feed = base_files.get(FEED_FILE, b"").decode("utf-8", "replace")
+    feed = source_for(git_repo, config.vantage, date, dated, old_feed, entries)
+    files[FEED_FILE] = render_feed(feed, entries_for(feed, events, entries), parse_feed(old_feed))
     replace_directory(directory, files)
 
     message = commit_message(config.vantage, date, events, entries)
