@@ -100,20 +100,43 @@ def advance(
         old = previous.get(result.domain)
         if not conclusive(today):
             if old is not None and conclusive(old.verdict):
-                entries.append(Entry(result.domain, old.verdict, old.since, statuses, today.value))
+                entries.append(
+                    Entry(
+                        result.domain,
+                        old.verdict,
+                        old.since,
+                        statuses,
+                        today.value,
+                        _flagged_ede(old.verdict, result),
+                    )
+                )
             else:
                 since = old.since if old is not None else date
-                entries.append(Entry(result.domain, NEVER_CONCLUSIVE, since, statuses, today.value))
+                ede = _flagged_ede(NEVER_CONCLUSIVE, result)
+                entries.append(
+                    Entry(result.domain, NEVER_CONCLUSIVE, since, statuses, today.value, ede)
+                )
             continue
+        ede = _flagged_ede(today, result)
         if old is not None and old.verdict == today.value:
-            entries.append(Entry(result.domain, today.value, old.since, statuses))
+            entries.append(Entry(result.domain, today.value, old.since, statuses, None, ede))
             continue
-        entries.append(Entry(result.domain, today.value, date, statuses))
+        entries.append(Entry(result.domain, today.value, date, statuses, None, ede))
         if old is not None and (kind := event_since(old.verdict, today)) is not None:
             events.append(
                 Event(result.domain, kind, old.verdict, today.value, date, result.name.display)
             )
     return entries, sort_events(events)
+
+
+def _flagged_ede(verdict: str, result: DomainResult) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """The EDE codes a line carries (codes only: their texts vary): only a flagged line
+    (verdict not present) does."""
+    if verdict == Verdict.PRESENT:
+        return ()
+    return tuple(
+        (name, tuple(sorted({code for code, _ in said}))) for name, said in result.ede if said
+    )
 
 
 def compare(before: Mapping[str, Entry], after: Mapping[str, Entry], date: str) -> list[Event]:

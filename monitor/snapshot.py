@@ -37,7 +37,7 @@ SHARD_ABOVE = 5000
 # Above this many, 4,096 shards instead of 256, so each stays a few hundred KB at a million names.
 WIDE_SHARDS_ABOVE = 250_000
 
-RESERVED_KEYS = ("verdict", "since", "today")
+RESERVED_KEYS = ("verdict", "since", "today", "ede")
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.-]+")
 _yaml_resolver = yaml.resolver.Resolver()
@@ -52,6 +52,8 @@ class Entry:
     since: str
     statuses: tuple[tuple[str, str], ...]  # (resolver, status), in config order
     today: str | None = None
+    # (resolver, EDE codes), on a flagged line: what each resolver declared (RFC 8914)
+    ede: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     @property
     def current(self) -> str:
@@ -108,6 +110,12 @@ def render_line(entry: Entry) -> str:
     if entry.today:
         parts.append(f"today: {_scalar(entry.today)}")
     parts.extend(f"{_scalar(name)}: {_scalar(status)}" for name, status in entry.statuses)
+    if entry.ede:
+        said = ", ".join(
+            f"{_scalar(name)}: [{', '.join(str(int(c)) for c in codes)}]"
+            for name, codes in entry.ede
+        )
+        parts.append(f"ede: {{{said}}}")
     return f"{_key(entry.domain)}: {{{', '.join(parts)}}}"
 
 
@@ -245,8 +253,21 @@ def _parse_yaml(text: str, source: str) -> dict[str, Entry]:
             _text(fields["since"]),
             statuses,
             None if today is None else _text(today),
+            _ede(fields.get("ede")),
         )
     return entries
+
+
+def _ede(value: Any) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Return a line's ``ede`` as written; what a hand edit made of it otherwise is left out
+    (it only informs, and must not cost a run)."""
+    if not isinstance(value, dict):
+        return ()
+    found = []
+    for name, codes in value.items():
+        if isinstance(codes, list) and all(type(c) is int and 0 <= c < 65536 for c in codes):
+            found.append((str(name), tuple(codes)))
+    return tuple(found)
 
 
 def parse_snapshot(files: Mapping[str, bytes]) -> dict[str, Entry]:
@@ -267,9 +288,14 @@ def read_snapshot(directory: Path) -> dict[str, Entry]:
     return parse_snapshot(files)
 
 
-def render_resolvers(health: Sequence[tuple[str, str, str]]) -> str:
-    """Return resolvers.yaml: each resolver's group and health, as (name, group, health)."""
-    return "".join(f"{_scalar(n)}: {{group: {g}, health: {h}}}\n" for n, g, h in health)
+def render_resolvers(health: Sequence[tuple[str, str, str] | tuple[str, str, str, str]]) -> str:
+    """Return resolvers.yaml: each resolver's group and health, as (name, group, health) or
+    (name, group, health, tcp): ``tcp`` says why a udp resolver was not asked over TCP."""
+    lines = []
+    for name, group, state, *tcp in health:
+        extra = f", tcp: {_scalar(tcp[0])}" if tcp and tcp[0] else ""
+        lines.append(f"{_scalar(name)}: {{group: {group}, health: {state}{extra}}}\n")
+    return "".join(lines)
 
 
 def render_run(fields: Mapping[str, Any]) -> str:

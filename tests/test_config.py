@@ -245,8 +245,8 @@ F = "/cfg/config.yaml"
         (
             "colour: red\n" + BASE,
             f"{F}:1: colour: unknown key (known: vantage, record_types, timeout, attempts, "
-            "confirm, min_controls, canaries, bogons, stub_addresses, resolvers, watchlist, "
-            "watchlist_files, strategy)",
+            "confirm, min_controls, canaries, bogons, stub_addresses, stub_names, resolvers, "
+            "watchlist, watchlist_files, strategy)",
         ),
         ("timeout: 1\n" + BASE + "timeout: 2\n", f"{F}:9: timeout: duplicate key"),
         # Scalar settings.

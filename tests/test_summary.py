@@ -80,6 +80,7 @@ def make_result(names: list[str]) -> RunResult:
                 Verdict(event.after),
                 RESOLVERS,
                 ("nxdomain", "ok"),
+                ede=(("nsdi-a", ((15, name),)),),  # the resolver's own text is hostile too
             )
         )
     health = [ResolverHealth("nsdi-a", Group.NATIONAL, Health.UP)]
@@ -130,13 +131,20 @@ def test_summary_escapes_each_hostile_name(name: str) -> None:
 def test_summary_keeps_one_table_row_per_event(name: str) -> None:
     result = make_result([name, name, name])
     rows = section(run_summary(result), "### Events")
-    assert rows[:2] == ["| event | domain | from | to |", "|---|---|---|---|"]
+    assert rows[:2] == [
+        "| event | domain | from | to | the national resolvers said |",
+        "|---|---|---|---|---|",
+    ]
     body = rows[2:]
     assert len(body) == len(result.events), "a newline in a name must not add or split a row"
     for row, event in zip(body, result.events, strict=True):
-        assert unescaped(row, "|") == 5, f"a pipe in a name must not add a column: {row!r}"
+        assert unescaped(row, "|") == 6, (
+            f"a pipe in a name or an EDE must not add a column: {row!r}"
+        )
         assert row.startswith(f"| {event.event} | ")
-        assert row.endswith(f" | {event.before} | {event.after} |")
+        assert f" | {event.before} | {event.after} | " in row
+        if event.display is not None:  # its domain is a watched one: what the nationals said
+            assert "| nsdi\\-a: nxdomain, EDE 15 Blocked " in row  # Markdown-escaped
 
 
 @pytest.mark.parametrize("name", HOSTILE, ids=range(len(HOSTILE)))
