@@ -60,7 +60,9 @@ def reply_to(
     response = dns.message.make_response(query)
     response.set_rcode(rcode)
     if ede is not None:
-        options = [dns.edns.EDEOption(code, text) for code, text in ede]
+        options: list[dns.edns.Option] = [
+            dns.edns.EDEOption(dns.edns.EDECode.make(code), text) for code, text in ede
+        ]
         response.use_edns(0, payload=1232, options=options)
     for owner, kind, text in answer:
         response.answer.append(dns.rrset.from_text(owner, 60, "IN", kind, text))
