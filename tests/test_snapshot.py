@@ -714,3 +714,64 @@ def test_replace_directory_after_each_leftover_state(
         write_files(tmp_path / name, {"run.yaml": text, "domains/x.yaml": text})
     replace_directory(tmp_path / "v", {"run.yaml": "next"})
     assert tree(tmp_path) == {"v": "/", "v/run.yaml": "next"}
+
+
+# ----------------------------------------------------------------------------- evidence
+
+EDE_ENTRY = Entry(
+    "youtube.com",
+    "missing",
+    "2026-02-10",
+    (("nsdi-a", "nxdomain"), ("nsdi-b", "nxdomain"), ("google", "ok")),
+    ede=(("nsdi-a", (15,)), ("nsdi-b", (15, 18))),
+)
+
+
+def test_a_flagged_line_carries_the_ede_codes_as_designs() -> None:
+    line = render_line(EDE_ENTRY)
+    assert line == (
+        "youtube.com: {verdict: missing, since: 2026-02-10, nsdi-a: nxdomain, nsdi-b: nxdomain, "
+        "google: ok, ede: {nsdi-a: [15], nsdi-b: [15, 18]}}"
+    )
+    assert yaml.safe_load(line)["youtube.com"]["ede"] == {"nsdi-a": [15], "nsdi-b": [15, 18]}
+    assert parse_line(line) == EDE_ENTRY
+    assert parse_domains(line + "\n") == {"youtube.com": EDE_ENTRY}
+    # the codes are not statuses: ede is no resolver's name
+    assert dict(parse_line(line).statuses) == {  # type: ignore[union-attr]
+        "nsdi-a": "nxdomain",
+        "nsdi-b": "nxdomain",
+        "google": "ok",
+    }
+
+
+@pytest.mark.parametrize(
+    "ede",
+    [
+        "'15'",
+        "[15]",
+        "{nsdi-a: 15}",
+        "{nsdi-a: [fifteen]}",
+        "{nsdi-a: [70000]}",
+        "{nsdi-a: [true]}",
+    ],
+)
+def test_a_hand_edited_ede_that_is_not_codes_is_left_out(ede: str) -> None:
+    line = f"a.com: {{verdict: missing, since: 2026-02-10, nsdi-a: nxdomain, ede: {ede}}}"
+    entry = parse_line(line)
+    assert entry == Entry("a.com", "missing", "2026-02-10", (("nsdi-a", "nxdomain"),))
+
+
+def test_resolvers_yaml_says_why_tcp_was_not_used() -> None:
+    text = render_resolvers(
+        [
+            ("nsdi-a", "national", "up", "refused"),
+            ("nsdi-b", "national", "up", ""),
+            ("google", "control", "down"),
+        ]
+    )
+    assert text == (
+        "nsdi-a: {group: national, health: up, tcp: refused}\n"
+        "nsdi-b: {group: national, health: up}\n"
+        "google: {group: control, health: down}\n"
+    )
+    assert yaml.safe_load(text)["nsdi-a"] == {"group": "national", "health": "up", "tcp": "refused"}
