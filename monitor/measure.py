@@ -94,6 +94,8 @@ class DomainResult:
     observations: Mapping[str, tuple[Observation, ...]] = field(default_factory=dict)
     # The Extended DNS Errors (code, text) each resolver sent about the name, over the types.
     ede: tuple[tuple[str, tuple[tuple[int, str], ...]], ...] = ()
+    # For a tampered name: the addresses each national resolver gave that made it so.
+    answers: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def domain(self) -> str:
@@ -265,6 +267,9 @@ async def _measure(
                 shown(i),
                 tally.observations_of(i),
                 tuple(tally.errors_of(i).items()),
+                tuple(tally.gave(i, panel.national).items())
+                if verdicts[i] is Verdict.TAMPERED
+                else (),
             )
             for i, name in enumerate(names)
         )

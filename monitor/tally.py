@@ -93,7 +93,11 @@ class Tally:
             self.noted.setdefault(index // self.width, set()).add(name)
         if code & STATUS_MASK == _OK_CODE:
             keep = self.keep
-            if code & LABELLED or keep is True or (keep and index // self.width in keep):
+            if (
+                code & (LABELLED | SUSPICIOUS)
+                or keep is True
+                or (keep and index // self.width in keep)
+            ):
                 self.answers[(name, index)] = observation.answers
             sightings = self.sightings
             if sightings is not None:
@@ -132,6 +136,16 @@ class Tally:
             for c in range(self.width)
             if (found := self.answers.get((resolver, start + c))) is not None
         }
+
+    def gave(self, position: int, resolvers: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """Return the kept addresses each of ``resolvers`` answered about one domain, over the
+        types, sorted: for a tampered line, which resolver gave which address."""
+        found = {}
+        for name in resolvers:
+            addresses = {a for kept in self.answers_of(name, position).values() for a in kept}
+            if addresses:
+                found[name] = tuple(sorted(addresses))
+        return found
 
     def errors_of(self, position: int) -> dict[str, tuple[tuple[int, str], ...]]:
         """Return the Extended DNS Errors (code, text) each resolver sent about one domain, over

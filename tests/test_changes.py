@@ -463,3 +463,27 @@ def test_a_flagged_line_carries_the_codes_of_the_edes_sent_and_a_present_one_non
         ("dw.com", ()),
         ("bbc.com", (("nsdi-a", (15, 18)),)),  # still missing, unstable today
     ]
+
+
+def test_lines_carry_the_name_as_people_read_it_and_a_tampered_one_its_addresses() -> None:
+    kremlin = DomainResult(
+        WatchedName("xn--e1ajeds9e.xn--p1ai", "кремль.рф", "Kremlin"),
+        Verdict.TAMPERED,
+        tuple(RESOLVERS),
+        ("ok", "ok"),
+        answers=(("nsdi-a", ("10.0.34.34",)),),
+    )
+    youtube = DomainResult(
+        WatchedName("youtube.com", "youtube.com", "YouTube"),
+        Verdict.PRESENT,
+        tuple(RESOLVERS),
+        ("ok", "ok"),
+        answers=(("nsdi-a", ("10.0.34.34",)),),  # shown on a tampered line only
+    )
+    plain = result("dw.com", "present")
+    entries, _ = advance({}, [kremlin, youtube, plain], RESOLVERS, "2026-02-10")
+    assert [(e.note, e.answers) for e in entries] == [
+        ("кремль.рф, Kremlin", (("nsdi-a", ("10.0.34.34",)),)),
+        ("YouTube", ()),
+        (None, ()),
+    ]

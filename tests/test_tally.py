@@ -78,8 +78,10 @@ def test_each_answer_is_one_byte_with_its_flags(config: Config) -> None:
     assert t.errors_of(0) == {"nat-a": ((18, "x"),)}
     assert t.errors_of(1) == {"nat-b": ((15, "blocked"),)}
     assert t.errors_of(2) == {}
-    # only the labelled answer's addresses are kept, for comparing with the controls'
-    assert t.answers == {("nat-b", 2): ("95.1.2.3",)}
+    # only the labelled and the suspicious answers' addresses are kept: for comparing with
+    # the controls', and for the line of a tampered name
+    assert t.answers == {("nat-a", 0): ("10.10.34.34",), ("nat-b", 2): ("95.1.2.3",)}
+    assert t.gave(0, ["nat-a", "nat-b"]) == {"nat-a": ("10.10.34.34",)}
     assert t.labelled_positions(["nat-a", "nat-b"]) == [1]
 
 
