@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from monitor.config import WatchedName
 from monitor.escape import escape_text
 from monitor.measure import DomainResult
 from monitor.names import to_display
@@ -98,22 +99,67 @@ def advance(
             tuple((name, s) for name in resolvers if (s := result.status(name)))
         )
         old = previous.get(result.domain)
+        note = note_of(result.name)
         if not conclusive(today):
             if old is not None and conclusive(old.verdict):
-                entries.append(Entry(result.domain, old.verdict, old.since, statuses, today.value))
+                entries.append(
+                    Entry(
+                        result.domain,
+                        old.verdict,
+                        old.since,
+                        statuses,
+                        today.value,
+                        _flagged_ede(old.verdict, result),
+                        _tampered_answers(old.verdict, result),
+                        note,
+                    )
+                )
             else:
                 since = old.since if old is not None else date
-                entries.append(Entry(result.domain, NEVER_CONCLUSIVE, since, statuses, today.value))
+                ede = _flagged_ede(NEVER_CONCLUSIVE, result)
+                entries.append(
+                    Entry(
+                        result.domain, NEVER_CONCLUSIVE, since, statuses, today.value, ede, (), note
+                    )
+                )
             continue
+        ede = _flagged_ede(today, result)
+        gave = _tampered_answers(today, result)
         if old is not None and old.verdict == today.value:
-            entries.append(Entry(result.domain, today.value, old.since, statuses))
+            entries.append(
+                Entry(result.domain, today.value, old.since, statuses, None, ede, gave, note)
+            )
             continue
-        entries.append(Entry(result.domain, today.value, date, statuses))
+        entries.append(Entry(result.domain, today.value, date, statuses, None, ede, gave, note))
         if old is not None and (kind := event_since(old.verdict, today)) is not None:
             events.append(
                 Event(result.domain, kind, old.verdict, today.value, date, result.name.display)
             )
     return entries, sort_events(events)
+
+
+def note_of(name: WatchedName) -> str | None:
+    """Return the note at the end of a name's line: its Unicode form where it differs from the
+    A-label, and its label (``кремль.рф, Kremlin``), or None."""
+    parts = [p for p in (name.display if name.display != name.domain else None, name.label) if p]
+    return ", ".join(parts) or None
+
+
+def _tampered_answers(
+    verdict: str, result: DomainResult
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The addresses a tampered line shows, by national resolver."""
+    return result.answers if verdict == Verdict.TAMPERED else ()
+
+
+def _flagged_ede(verdict: str, result: DomainResult) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """The EDE codes a line carries (codes only: their texts vary): only a flagged line
+    (verdict not present) does."""
+    if verdict == Verdict.PRESENT:
+        return ()
+    return tuple(
+        (name, tuple(sorted({code for code, _ in said}))) for name, said in result.ede if said
+    )
 
 
 def compare(before: Mapping[str, Entry], after: Mapping[str, Entry], date: str) -> list[Event]:

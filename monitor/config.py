@@ -51,6 +51,7 @@ _TOP_KEYS = (
     "canaries",
     "bogons",
     "stub_addresses",
+    "stub_names",
     "resolvers",
     "watchlist",
     "watchlist_files",
@@ -153,11 +154,12 @@ class Config:
     min_controls: int
     canaries: tuple[str, ...]
     bogons: bool
-    stub_addresses: frozenset[str]
+    stub_addresses: frozenset[str]  # addresses and CIDR ranges
     resolvers: tuple[Resolver, ...]
     watchlist: tuple[WatchedName, ...]
     strategy: Strategy = "full"
     skipped: tuple[SkippedLine, ...] = ()
+    stub_names: frozenset[str] = frozenset()  # walled-garden host names (A-labels)
 
     @property
     def national(self) -> tuple[Resolver, ...]:
@@ -313,6 +315,16 @@ class _Reader:
         except ValueError:
             self.fail(f"{text!r} is not an IPv4 or IPv6 address", node, key)
 
+    def network(self, node: yaml.Node, key: str) -> str:
+        """An address, or a range of them in CIDR notation (``10.0.34.0/24``)."""
+        text = self.string(node, key)
+        if "/" not in text:
+            return self.address(node, key)
+        try:
+            return str(ipaddress.ip_network(text))
+        except ValueError as e:
+            self.fail(f"{text!r} is not an address or a CIDR range: {e}", node, key)
+
     def sequence(self, node: yaml.Node, key: str) -> list[yaml.Node]:
         if not isinstance(node, yaml.SequenceNode):
             self.fail(f"expected a list, got {self.kind(node)}", node, key)
@@ -381,8 +393,15 @@ class _Reader:
         if "stub_addresses" in top:
             node = top["stub_addresses"]
             stubs = frozenset(
-                self.address(child, f"stub_addresses[{i}]")
+                self.network(child, f"stub_addresses[{i}]")
                 for i, child in enumerate(self.sequence(node, "stub_addresses"))
+            )
+        stub_names: frozenset[str] = frozenset()
+        if "stub_names" in top:
+            node = top["stub_names"]
+            stub_names = frozenset(
+                self.name(child, f"stub_names[{i}]")
+                for i, child in enumerate(self.sequence(node, "stub_names"))
             )
         if "resolvers" not in top:
             self.fail("missing: at least one national and one control resolver", root, "resolvers")
@@ -414,6 +433,7 @@ class _Reader:
             canaries=canaries,
             bogons=bogons,
             stub_addresses=stubs,
+            stub_names=stub_names,
             resolvers=resolvers,
             watchlist=watchlist,
             strategy=strategy,

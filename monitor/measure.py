@@ -1,6 +1,6 @@
 """One measurement of a watchlist: canaries, queries at every resolver, confirmation, verdicts.
 
-Observations are folded into one byte per (resolver, domain, record type) as they arrive, so a
+The answers are folded into a :class:`~monitor.tally.Tally` as they arrive, one byte each, so a
 million names fit in a few tens of megabytes; the full observations are kept only on request
 (``detail``: for ``check`` and ``--json``).
 """
@@ -12,24 +12,29 @@ import contextlib
 import random
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from monitor.blockpages import BlockPage, Sightings, candidates, suspected
 from monitor.config import Config, Resolver, WatchedName
 from monitor.probe import Engine, Observation
+from monitor.tally import NO_ANSWER, Tally
 from monitor.verdict import (
-    NOT_ASKED,
+    NOTED,
     SETTLED,
     STATUS_CODE,
+    STATUS_MASK,
     SUSPICIOUS,
     Panel,
     State,
-    code_of,
+    Suspicion,
+    apart_from,
     judge_codes,
+    labelled,
     most_telling_code,
     state_of,
 )
-from monitor.vocabulary import USABLE, Group, Health, Status, Verdict
+from monitor.vocabulary import USABLE, Group, Health, Status, TcpHealth, Verdict
 
 # Seconds between confirmation rounds: long enough for a flapping answer or a lost packet to
 # change, short enough for a nightly run.
@@ -38,6 +43,9 @@ CONFIRM_SPACING = 1.0
 # resolvers resolve cleanly (at least this many), a fresh sample each run.
 ECONOMICAL_SAMPLE = 0.01
 ECONOMICAL_SAMPLE_MIN = 100
+# Names of a candidate block page the economical strategy asks the controls about first: if a
+# control gives the same value for one of them, the value is the name's own, not a page.
+PAGE_SAMPLE = 3
 
 
 @dataclass(frozen=True)
@@ -61,12 +69,14 @@ class Progress:
 
 @dataclass(frozen=True)
 class ResolverHealth:
-    """How one resolver fared this run."""
+    """How one resolver fared this run; ``tcp`` says why a udp resolver was not asked over TCP
+    (None: it answered over TCP, or it is not a udp resolver)."""
 
     name: str
     group: Group
     health: Health
     detail: str | None = None
+    tcp: TcpHealth | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +92,10 @@ class DomainResult:
     resolvers: tuple[str, ...]
     statuses: tuple[str, ...]
     observations: Mapping[str, tuple[Observation, ...]] = field(default_factory=dict)
+    # The Extended DNS Errors (code, text) each resolver sent about the name, over the types.
+    ede: tuple[tuple[str, tuple[tuple[int, str], ...]], ...] = ()
+    # For a tampered name: the addresses each national resolver gave that made it so.
+    answers: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def domain(self) -> str:
@@ -108,6 +122,7 @@ class Measurement:
     queries: int = 0
     counts: Mapping[str, int] = field(default_factory=dict)
     queries_by_resolver: Mapping[str, int] = field(default_factory=dict)
+    block_pages: tuple[BlockPage, ...] = ()
 
 
 def measure(
@@ -130,83 +145,6 @@ def measure(
     return asyncio.run(_measure(config, names, confirm_spacing, detail, progress, previous or {}))
 
 
-# Bound once: the tally sees every observation (see monitor.vocabulary).
-_OK = Status.OK
-_NODATA = Status.NODATA
-_NXDOMAIN_CODE = STATUS_CODE[Status.NXDOMAIN]
-
-
-class _Tally:
-    """Codes for a list of domains at a set of resolvers, filled in as observations arrive."""
-
-    def __init__(
-        self,
-        config: Config,
-        domains: Sequence[str],
-        detail: bool,
-        rewrites: Mapping[str, frozenset[str]],
-    ) -> None:
-        self.config = config
-        self.domains = domains
-        self.width = len(config.record_types)
-        self.rewrites = rewrites
-        size = len(domains) * self.width
-        self.codes = {r.name: bytearray([NOT_ASKED]) * size for r in config.resolvers}
-        self.positions: Sequence[int] | None = None  # the domains a subset pass asks about
-        self.detail: dict[int, dict[str, list[Observation | None]]] | None = {} if detail else None
-
-    def sink(self, index: int, observation: Observation) -> None:
-        if self.positions is not None:
-            row, column = divmod(index, self.width)
-            index = self.positions[row] * self.width + column
-        rewritten = self.rewrites.get(observation.resolver)
-        if rewritten and (
-            (observation.status == _OK and rewritten.issuperset(observation.answers))
-            or (observation.status == _NODATA and f"nodata:{observation.rdtype}" in rewritten)
-        ):
-            code = _NXDOMAIN_CODE
-        else:
-            code = code_of(
-                observation, bogons=self.config.bogons, stub_addresses=self.config.stub_addresses
-            )
-        self.codes[observation.resolver][index] = code
-        if self.detail is not None:
-            slots = self.detail.setdefault(index // self.width, {}).setdefault(
-                observation.resolver, [None] * self.width
-            )
-            slots[index % self.width] = observation
-
-    def codes_of(self, position: int) -> dict[str, bytes]:
-        """Return each resolver's codes for one domain, leaving out resolvers not asked."""
-        start = position * self.width
-        found = {}
-        for name, codes in self.codes.items():
-            mine = bytes(codes[start : start + self.width])
-            if mine[0] != NOT_ASKED:
-                found[name] = mine
-        return found
-
-    def forget(self, resolver: str) -> None:
-        """Leave a resolver's answers out, as if it had not been asked."""
-        codes = self.codes[resolver]
-        codes[:] = bytearray([NOT_ASKED]) * len(codes)
-        if self.detail is not None:
-            for per_resolver in self.detail.values():
-                per_resolver.pop(resolver, None)
-
-    def observations_of(self, position: int) -> dict[str, tuple[Observation, ...]]:
-        """Return what each resolver said about one domain, resolvers in config order (not in
-        the order their answers arrived, so that a document is the same from run to run)."""
-        if self.detail is None:
-            return {}
-        said = self.detail.get(position, {})
-        return {
-            name: tuple(o for o in said[name] if o is not None)
-            for name in self.codes
-            if name in said
-        }
-
-
 async def _measure(
     config: Config,
     names: Sequence[WatchedName],
@@ -215,8 +153,11 @@ async def _measure(
     progress: Callable[[Progress], None] | None,
     previous: Mapping[str, str],
 ) -> Measurement:
+    suspicion = Suspicion(
+        bogons=config.bogons, stub_addresses=config.stub_addresses, stub_names=config.stub_names
+    )
     async with Engine(config.resolvers, timeout=config.timeout, attempts=config.attempts) as engine:
-        health, rewrites = await _canaries(engine, config, config.resolvers)
+        health, rewrites = await _canaries(engine, config, config.resolvers, tcp=True)
         up = _usable(config, health)
         reason = _why_inconclusive(config, up, "")
         if reason is not None:
@@ -224,25 +165,48 @@ async def _measure(
             return Measurement(config.vantage, healths, (), reason, engine.sent)
 
         domains = [n.domain for n in names]
-        tally = _Tally(config, domains, detail, rewrites)
+        sightings = Sightings()
+        tally = Tally(
+            config,
+            domains,
+            suspicion=suspicion,
+            rewrites=rewrites,
+            detail=detail,
+            sightings=sightings,
+        )
         economical = config.strategy == "economical"
-        first = [r for r in up if r.group == Group.NATIONAL] if economical else up
+        nationals = [r for r in up if r.group == Group.NATIONAL]
+        controls = [r for r in up if r.group == Group.CONTROL]
+        first = nationals if economical else up
         total = len(first) * len(domains) * len(config.record_types)
         async with _reporting(engine, total, progress) as meter:
             await _observe(engine, config, first, tally)
             asked: Sequence[int] = range(len(domains))
             if economical:
-                asked = _controls_needed(tally, _panel(up), domains, previous)
-                controls = [r for r in up if r.group == Group.CONTROL]
-                meter.total += len(controls) * len(asked) * len(config.record_types)
-                await _observe(engine, config, controls, tally, asked)
+                # The controls' answers to a labelled answer are compared with it: keep them.
+                tally.keep = set(tally.labelled_positions(r.name for r in nationals))
+                # A value the nationals give for many names may be a block page: ask the
+                # controls about a few of its names first, which clears a value of their own.
+                found = candidates(sightings, domains)
+                sample = sorted({p for _, _, where in found for p in where[:PAGE_SAMPLE]})
+                meter.total += len(controls) * len(sample) * len(config.record_types)
+                await _observe(engine, config, controls, tally, sample)
+                paged = {p for _, _, where in candidates(sightings, domains) for p in where}
+                asked = _controls_needed(tally, _panel(up), domains, previous, paged, sample)
+                rest = sorted(set(asked) - set(sample))
+                meter.total += len(controls) * len(rest) * len(config.record_types)
+                await _observe(engine, config, controls, tally, rest)
 
         # Canaries again: a resolver that broke during the pass must not speak for it.
         after, _ = await _canaries(engine, config, up)
         for r in up:
             if after[r.name].health == Health.DOWN:
                 health[r.name] = ResolverHealth(
-                    r.name, r.group, Health.DOWN, f"after the main pass, {after[r.name].detail}"
+                    r.name,
+                    r.group,
+                    Health.DOWN,
+                    f"after the main pass, {after[r.name].detail}",
+                    health[r.name].tcp,
                 )
                 tally.forget(r.name)
         up = _usable(config, health)
@@ -252,9 +216,18 @@ async def _measure(
             return Measurement(config.vantage, healths, (), reason, engine.sent)
 
         panel = _panel(up)
+        controls = [r for r in up if r.group == Group.CONTROL]
+        labelled = tally.labelled_positions(panel.national)
+        if labelled and not economical:
+            # A labelled answer is tampering only if it shares no address with the controls':
+            # ask them again about those names, keeping their answers.
+            tally.keep = set(labelled)
+            await _observe(engine, config, controls, tally, labelled)
 
-        def judge_at(t: _Tally, position: int) -> Verdict:
-            return judge_codes(t.codes_of(position), panel, min_controls=config.min_controls)
+        def judge_at(t: Tally, position: int) -> Verdict:
+            apart = t.apart(position, panel.national, panel.control)
+            codes = t.codes_of(position)
+            return judge_codes(codes, panel, min_controls=config.min_controls, apart=apart)
 
         # Economical: a name the nationals resolve cleanly and no control was asked about is
         # taken as present (the controls are asked about every name that is not clean).
@@ -262,15 +235,22 @@ async def _measure(
         for i in asked:
             verdicts[i] = judge_at(tally, i)
 
+        over_tcp = [r for r in up if r.transport == "udp" and health[r.name].tcp is None]
         doubtful = [i for i, v in enumerate(verdicts) if v not in SETTLED]
         for _ in range(config.confirm):
             if not doubtful:
                 break
             await asyncio.sleep(confirm_spacing)
-            again = _Tally(config, [domains[i] for i in doubtful], False, rewrites)
-            await _observe(engine, config, up, again, stream=True)
+            again = Tally(
+                config,
+                [domains[i] for i in doubtful],
+                suspicion=suspicion,
+                rewrites=rewrites,
+                keep=True,
+            )
+            await _confirm_round(engine, config, up, over_tcp, again)
             for position, i in enumerate(doubtful):
-                if judge_at(again, position) != verdicts[i]:
+                if _round_says(again, position, tally, i, panel, config) != verdicts[i]:
                     verdicts[i] = Verdict.UNSTABLE
             doubtful = [i for i in doubtful if verdicts[i] is not Verdict.UNSTABLE]
 
@@ -280,12 +260,86 @@ async def _measure(
         hidden = frozenset(panel.control) if economical else frozenset()
         shown = _status_shower(order, frozenset(r.name for r in up), tally, hidden, verdicts)
         results = tuple(
-            DomainResult(name, verdicts[i], order, shown(i), tally.observations_of(i))
+            DomainResult(
+                name,
+                verdicts[i],
+                order,
+                shown(i),
+                tally.observations_of(i),
+                tuple(tally.errors_of(i).items()),
+                tuple(tally.gave(i, panel.national).items())
+                if verdicts[i] is Verdict.TAMPERED
+                else (),
+            )
             for i, name in enumerate(names)
         )
         counts = Counter(v.value for v in verdicts)
         sent = {name: client.sent for name, client in engine.clients.items()}
-        return Measurement(config.vantage, healths, results, None, engine.sent, dict(counts), sent)
+        pages = suspected(sightings, domains, [r.name for r in config.national])
+        return Measurement(
+            config.vantage, healths, results, None, engine.sent, dict(counts), sent, pages
+        )
+
+
+async def _confirm_round(
+    engine: Engine,
+    config: Config,
+    up: Sequence[Resolver],
+    over_tcp: Sequence[Resolver],
+    again: Tally,
+) -> None:
+    """Ask every resolver about the doubtful names again: a udp resolver over TCP where it
+    answers over TCP (an off-path forger or a box that injects answers into UDP cannot then
+    produce the same answer again), and over UDP where TCP failed, name by name."""
+    streamed = {r.name for r in over_tcp}
+    rest = [r for r in up if r.name not in streamed]
+    await asyncio.gather(
+        _observe(engine, config, over_tcp, again, stream=True),
+        _observe(engine, config, rest, again),
+    )
+    for resolver in over_tcp:
+        silent = [
+            p
+            for p in range(len(again.domains))
+            if all(c & STATUS_MASK in NO_ANSWER for c in again.codes_of(p).get(resolver.name, b""))
+        ]
+        if silent:
+            await _observe(engine, config, [resolver], again, silent)
+
+
+def _round_says(
+    again: Tally, position: int, tally: Tally, i: int, panel: Panel, config: Config
+) -> Verdict:
+    """Return a confirmation round's verdict on one name. Only an answer contradicts: a
+    resolver that gave no answer this round (it timed out, or failed) keeps its answer from
+    the main pass, so a round in which a group got no answer at all changes nothing."""
+    fresh, before = again.codes_of(position), tally.codes_of(i)
+    codes: dict[str, bytes] = {}
+    source: dict[str, tuple[Tally, int]] = {}
+    for name in (*panel.national, *panel.control):
+        mine = fresh.get(name)
+        if mine is not None and not all(c & STATUS_MASK in NO_ANSWER for c in mine):
+            codes[name], source[name] = mine, (again, position)
+        elif name in before:
+            codes[name], source[name] = before[name], (tally, i)
+    apart = _apart(codes, source, panel)
+    return judge_codes(codes, panel, min_controls=config.min_controls, apart=apart)
+
+
+def _apart(
+    codes: Mapping[str, bytes], source: Mapping[str, tuple[Tally, int]], panel: Panel
+) -> frozenset[str]:
+    """The nationals whose labelled answers share no address with the controls' answers, each
+    resolver's answers taken from the tally its codes came from."""
+    national = {
+        n: source[n][0].answers_of(n, source[n][1])
+        for n in panel.national
+        if n in codes and labelled(codes[n])
+    }
+    if not national:
+        return frozenset()
+    controls = [source[c][0].answers_of(c, source[c][1]) for c in panel.control if c in codes]
+    return apart_from(national, controls)
 
 
 def _usable(config: Config, health: Mapping[str, ResolverHealth]) -> list[Resolver]:
@@ -314,36 +368,51 @@ def _panel(up: Sequence[Resolver]) -> Panel:
 
 
 def _controls_needed(
-    tally: _Tally, panel: Panel, domains: Sequence[str], previous: Mapping[str, str]
+    tally: Tally,
+    panel: Panel,
+    domains: Sequence[str],
+    previous: Mapping[str, str],
+    paged: Collection[int],
+    asked: Collection[int],
 ) -> list[int]:
-    """Return the positions the controls must be asked about in the economical strategy.
+    """Return the positions the controls must be asked about in the economical strategy (with
+    ``asked``, those they were asked about already).
 
-    Every name the national resolvers do not resolve cleanly (all of them EXISTS, no suspicious
-    answer), every name not present last time, and a fresh random sample of the rest, so that
-    names that exist only nationally are found over the days.
+    Every name the national resolvers do not resolve cleanly: a resolver does not say it exists,
+    an answer is suspicious (a bogon, a listed block page), carries an Extended DNS Error, is
+    empty where the name exists (NODATA for every type), or gives a value of a suspected block
+    page (``paged``). Every name not present last time, and a fresh random sample of the rest,
+    so that names that exist only nationally are found over the days.
     """
-    needed = []
+    needed = set(asked) | set(paged)
     rest = []
     for i, domain in enumerate(domains):
+        if i in needed:
+            continue
         codes = tally.codes_of(i)
         clean = all(
             state_of(c, authoritative=n in panel.authoritative) is State.EXISTS
-            and not any(x & SUSPICIOUS for x in c)
+            and not any(x & (SUSPICIOUS | NOTED) for x in c)
+            # empty for every type: perhaps emptied (RPZ's NODATA)
+            and (n in panel.authoritative or any(x & STATUS_MASK == _OK_CODE for x in c))
             for n, c in codes.items()
         )
         if not clean or previous.get(domain, "present") != "present":
-            needed.append(i)
+            needed.add(i)
         else:
             rest.append(i)
     size = min(len(rest), max(ECONOMICAL_SAMPLE_MIN, int(len(rest) * ECONOMICAL_SAMPLE)))
-    needed.extend(random.sample(rest, size))
+    needed.update(random.sample(rest, size))
     return sorted(needed)
+
+
+_OK_CODE = STATUS_CODE[Status.OK]
 
 
 def _status_shower(
     order: tuple[str, ...],
     asked: frozenset[str],
-    tally: _Tally,
+    tally: Tally,
     hidden: frozenset[str],
     verdicts: Sequence[Verdict],
 ) -> Callable[[int], tuple[str, ...]]:
@@ -404,25 +473,36 @@ async def _reporting(
 
 
 async def _canaries(
-    engine: Engine, config: Config, resolvers: Sequence[Resolver]
+    engine: Engine, config: Config, resolvers: Sequence[Resolver], *, tcp: bool = False
 ) -> tuple[dict[str, ResolverHealth], dict[str, frozenset[str]]]:
-    """Ask ``resolvers`` the canaries, and a name that cannot exist.
+    """Ask ``resolvers`` the canaries, and a name that cannot exist; with ``tcp``, ask each
+    udp resolver the first canary over TCP too.
 
     A resolver that resolves none of the canaries, in two rounds at least a timeout apart, is
     down for the run. One that answers the impossible name with addresses rewrites NXDOMAIN: it
-    stays in use, but answers with those addresses count as NXDOMAIN. Returns the health of
-    each resolver and the rewrite addresses.
+    stays in use, but answers with those addresses count as NXDOMAIN. A udp resolver that gives
+    no answer over TCP is re-asked over UDP when confirming (its ``tcp`` says why). Returns the
+    health of each resolver and the rewrite addresses.
     """
     tld = config.canaries[0].rsplit(".", 1)[-1]
     impossible = f"rm-nx-{secrets.token_hex(8)}.{tld}"
     seen: dict[str, list[Observation]] = {r.name: [] for r in resolvers}
     probes: dict[str, list[Observation]] = {r.name: [] for r in resolvers}
+    streamed: dict[str, Observation] = {}
     names = [r.name for r in resolvers]
+    udp = [r.name for r in resolvers if r.transport == "udp"] if tcp else []
     began = asyncio.get_running_loop().time()
     await asyncio.gather(
         engine.observe(names, config.canaries, ("A",), lambda _, o: seen[o.resolver].append(o)),
         engine.observe(
             names, [impossible], ("A", "AAAA"), lambda _, o: probes[o.resolver].append(o)
+        ),
+        engine.observe(
+            udp,
+            config.canaries[:1],
+            ("A",),
+            lambda _, o: streamed.__setitem__(o.resolver, o),
+            stream=True,
         ),
     )
 
@@ -447,6 +527,7 @@ async def _canaries(
     rewrites: dict[str, frozenset[str]] = {}
     for r in resolvers:
         obs = seen[r.name]
+        over_tcp = _tcp_health(streamed[r.name]) if r.name in streamed else None
         rewritten = frozenset(a for o in probes[r.name] if o.status == Status.OK for a in o.answers)
         if rewritten:
             # Types it answered the impossible name with NOERROR and no records: that empty
@@ -463,17 +544,30 @@ async def _canaries(
             rewrites[r.name] = rewritten
             addresses = sorted(a for a in rewritten if not a.startswith("nodata:"))
             detail = f"{impossible} answered {', '.join(addresses)}"
-            health[r.name] = ResolverHealth(r.name, r.group, Health.NXDOMAIN_REWRITING, detail)
+            health[r.name] = ResolverHealth(
+                r.name, r.group, Health.NXDOMAIN_REWRITING, detail, over_tcp
+            )
         else:
-            health[r.name] = ResolverHealth(r.name, r.group, Health.UP)
+            health[r.name] = ResolverHealth(r.name, r.group, Health.UP, None, over_tcp)
     return health, rewrites
+
+
+def _tcp_health(observation: Observation) -> TcpHealth | None:
+    """Return why a canary asked over TCP got no answer, or None when it got one."""
+    if observation.status == Status.TIMEOUT:
+        return TcpHealth.TIMEOUT
+    if observation.status != Status.ERROR:
+        return None  # an answer, whatever it says: TCP works
+    if "refused" in (observation.detail or "").lower():
+        return TcpHealth.REFUSED
+    return TcpHealth.ERROR
 
 
 async def _observe(
     engine: Engine,
     config: Config,
     resolvers: Sequence[Resolver],
-    tally: _Tally,
+    tally: Tally,
     positions: Sequence[int] | None = None,
     *,
     stream: bool = False,

@@ -11,10 +11,12 @@ from typing import Any
 from monitor.changes import display_of, event_counts
 from monitor.config import SkippedLine
 from monitor.escape import escape_markdown, escape_text
+from monitor.evidence import ede_said, said
 from monitor.history import Diff, DomainHistory, Period
 from monitor.measure import DomainResult, Measurement
+from monitor.probe import Observation
 from monitor.run import RunResult
-from monitor.vocabulary import Health, Verdict
+from monitor.vocabulary import Group, Health, Verdict
 
 SCHEMA = 1
 
@@ -35,21 +37,67 @@ def format_table(rows: Sequence[Sequence[str]]) -> str:
 
 
 def check_table(measurement: Measurement, resolver_names: Sequence[str]) -> str:
-    """Return the ``check`` command's table: domain, verdict and each resolver's status."""
+    """Return the ``check`` command's table: domain, verdict and each resolver's status; under
+    it, for each flagged name, what the national resolvers (and any control that sent an EDE)
+    said in full, evidence included (all escaped), and the suspected block pages."""
     rows: list[list[str]] = [["domain", "verdict", *resolver_names]]
     for result in measurement.domains:
         rows.append(
             [shown_name(result), result.verdict.value, *(result.status(n) for n in resolver_names)]
         )
-    return format_table(rows)
+    lines = [format_table(rows)]
+    groups = {r.name: r.group for r in measurement.resolvers}
+    flagged = [
+        r
+        for r in measurement.domains
+        if r.verdict not in (Verdict.PRESENT, Verdict.GONE) and r.observations
+    ]
+    if flagged:
+        lines += ["", "What the national resolvers said (and any control that sent an EDE):"]
+    for result in flagged:
+        lines.append(f"{shown_name(result)}:")
+        for resolver, observations in result.observations.items():
+            if groups.get(resolver) == Group.NATIONAL or any(o.evidence.ede for o in observations):
+                each = "; ".join(f"{o.rdtype} {said(o)}" for o in observations)
+                lines.append(f"  {resolver}: {escape_text(each)}")
+    lines.extend(block_page_lines(measurement))
+    return "\n".join(lines)
+
+
+def block_page_lines(measurement: Measurement) -> list[str]:
+    """Return the suspected block pages as lines (escaped), or none."""
+    if not measurement.block_pages:
+        return []
+    lines = [
+        "suspected block pages (no control gives these; list them in stub_addresses or "
+        "stub_names if they are):"
+    ]
+    for page in measurement.block_pages:
+        names = ", ".join(page.domains[:PAGE_NAMES_SHOWN])
+        more = len(page.domains) - PAGE_NAMES_SHOWN
+        lines.append(
+            escape_text(
+                f"  {page.address} from {', '.join(page.resolvers)} for {len(page.domains)} "
+                f"names: {names}" + (f" and {more} more" if more > 0 else "")
+            )
+        )
+    return lines
+
+
+PAGE_NAMES_SHOWN = 5
 
 
 def health_lines(measurement: Measurement) -> Iterable[str]:
-    """Yield one line per resolver that is not simply up."""
+    """Yield one line per resolver that is not simply up, or not asked over TCP."""
     for r in measurement.resolvers:
         if r.health != Health.UP:
             detail = f" ({escape_text(r.detail)})" if r.detail else ""
             yield f"{r.name} ({r.group}) is {r.health}{detail}"
+        if r.tcp is not None:
+            yield (
+                f"{r.name} ({r.group}) gave no answer over TCP (tcp: {r.tcp}): "
+                "it is re-asked over UDP"
+            )
 
 
 def measurement_document(
@@ -63,10 +111,12 @@ def measurement_document(
         "resolvers": {
             r.name: {"group": r.group, "health": r.health}
             | ({"detail": r.detail} if r.detail else {})
+            | ({"tcp": r.tcp} if r.tcp else {})
             for r in measurement.resolvers
         },
         "domains": [_domain_document(result) for result in measurement.domains],
         "events": list(events),
+        "suspected_block_pages": [page.document() for page in measurement.block_pages],
     }
     if measurement.inconclusive:
         doc["inconclusive"] = measurement.inconclusive
@@ -81,14 +131,24 @@ def _domain_document(result: DomainResult) -> dict[str, Any]:
         doc["label"] = result.name.label
     doc["verdict"] = result.verdict.value
     doc["resolvers"] = {
-        resolver: {
-            o.rdtype: {"status": o.status, "answers": list(o.answers)}
-            | ({"detail": o.detail} if o.detail else {})
-            for o in observations
-        }
+        resolver: {o.rdtype: _observation_document(o) for o in observations}
         for resolver, observations in result.observations.items()
     }
     return doc
+
+
+def _observation_document(o: Observation) -> dict[str, Any]:
+    evidence = o.evidence
+    return (
+        {"status": o.status, "answers": list(o.answers)}
+        | ({"detail": o.detail} if o.detail else {})
+        | {
+            "ede": [{"code": code, "text": text} for code, text in evidence.ede],
+            "cname": list(evidence.cname),
+            "soa": evidence.soa,
+            "aa": evidence.aa,
+        }
+    )
 
 
 def history_table(
@@ -222,10 +282,19 @@ def run_summary(result: RunResult) -> str:
     if doubtful:
         lines += ["", "Not conclusive today: " + ", ".join(f"{n} {v}" for v, n in doubtful.items())]
     if result.events:
-        lines += ["", "### Events", "", "| event | domain | from | to |", "|---|---|---|---|"]
+        by_domain = {d.domain: d for d in m.domains}
+        nationals = [r.name for r in m.resolvers if r.group == Group.NATIONAL]
+        lines += [
+            "",
+            "### Events",
+            "",
+            "| event | domain | from | to | the national resolvers said |",
+            "|---|---|---|---|---|",
+        ]
         lines += [
             f"| {e.event} | {escape_markdown(e.display or e.domain)} | {escape_markdown(e.before)} "
-            f"| {escape_markdown(e.after)} |"
+            f"| {escape_markdown(e.after)} | "
+            f"{escape_markdown(_nationals_said(by_domain.get(e.domain), nationals))} |"
             for e in result.events
         ]
     troubled = [r for r in m.resolvers if r.health != Health.UP]
@@ -236,9 +305,55 @@ def run_summary(result: RunResult) -> str:
             + (f": {escape_markdown(r.detail)}" if r.detail else "")
             for r in troubled
         ]
+    no_tcp = [r for r in m.resolvers if r.tcp is not None]
+    if no_tcp:
+        lines += ["", "### Resolvers that gave no answer over TCP", ""]
+        lines += [
+            f"- {escape_markdown(r.name)} ({r.group}): tcp: {r.tcp}; its re-queries went over UDP"
+            for r in no_tcp
+        ]
+    if m.block_pages:
+        lines += [
+            "",
+            "### Suspected block pages",
+            "",
+            "Given by the national resolvers for names of several registered domains, and by no "
+            "control for any name. Not a flag by itself (CDN edges differ by country): list one "
+            "in `stub_addresses` or `stub_names` if it is a block page.",
+            "",
+            "| address or host | from | names |",
+            "|---|---|---|",
+        ]
+        for page in m.block_pages[:SUMMARY_PAGES]:
+            shown = ", ".join(page.domains[:PAGE_NAMES_SHOWN])
+            more = len(page.domains) - PAGE_NAMES_SHOWN
+            lines.append(
+                f"| {escape_markdown(page.address)} | {escape_markdown(', '.join(page.resolvers))}"
+                f" | {escape_markdown(shown)}" + (f" and {more} more" if more > 0 else "") + " |"
+            )
+        if len(m.block_pages) > SUMMARY_PAGES:
+            lines.append(f"\nand {len(m.block_pages) - SUMMARY_PAGES} more in run.yaml")
     if result.commit:
         lines += ["", f"Commit `{result.commit[:12]}`."]
     return "\n".join(lines) + "\n"
+
+
+SUMMARY_PAGES = 20
+
+
+def _nationals_said(result: DomainResult | None, nationals: Sequence[str]) -> str:
+    """What each national resolver said about a name, with the EDEs it sent (texts raw)."""
+    if result is None:
+        return ""
+    errors = dict(result.ede)
+    parts = []
+    for name in nationals:
+        status = result.status(name) if name in result.resolvers else ""
+        if not status:
+            continue
+        declared = [ede_said(code, text) for code, text in errors.get(name, ())]
+        parts.append(f"{name}: " + ", ".join([status, *declared]))
+    return "; ".join(parts)
 
 
 def _verdict_order(verdict: str) -> int:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monitor import __version__, gitstore
+from monitor.blockpages import BlockPage
 from monitor.changes import Event, advance, commit_message
 from monitor.config import Config
 from monitor.errors import InconclusiveRun, UsageError
@@ -115,7 +116,7 @@ def run(
     entries, events = advance(previous, measurement.domains, names, date)
     files = render_domains(entries)
     files[RESOLVERS_FILE] = render_resolvers(
-        [(r.name, r.group, r.health) for r in measurement.resolvers]
+        [(r.name, r.group, r.health, r.tcp or "") for r in measurement.resolvers]
     )
     files[RUN_FILE] = render_run(_run_fields(config, date, measurement, entries, events))
     old_feed = base_files.get(FEED_FILE, b"").decode("utf-8", "replace")
@@ -159,4 +160,23 @@ def _run_fields(
         "queries": measurement.queries,
         "strategy": config.strategy,
         "queries_by_resolver": dict(measurement.queries_by_resolver),
+        **(
+            {"suspected_block_pages": [_page_fields(p) for p in measurement.block_pages]}
+            if measurement.block_pages
+            else {}
+        ),
+    }
+
+
+# Names listed with each suspected block page in run.yaml (--json lists them all).
+PAGE_NAMES_IN_RUN = 10
+
+
+def _page_fields(page: BlockPage) -> dict[str, object]:
+    shown = list(page.domains[:PAGE_NAMES_IN_RUN])
+    return {
+        "address": page.address,
+        "resolvers": list(page.resolvers),
+        "names": len(page.domains),
+        "domains": shown,
     }

@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import yaml
 import yaml.resolver
 
 from monitor.errors import SnapshotError
+from monitor.escape import escape_text
 from monitor.files import file_error, write_atomically
 from monitor.vocabulary import SLUG
 
@@ -37,7 +38,7 @@ SHARD_ABOVE = 5000
 # Above this many, 4,096 shards instead of 256, so each stays a few hundred KB at a million names.
 WIDE_SHARDS_ABOVE = 250_000
 
-RESERVED_KEYS = ("verdict", "since", "today")
+RESERVED_KEYS = ("verdict", "since", "today", "ede", "answers")
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.-]+")
 _yaml_resolver = yaml.resolver.Resolver()
@@ -52,6 +53,13 @@ class Entry:
     since: str
     statuses: tuple[tuple[str, str], ...]  # (resolver, status), in config order
     today: str | None = None
+    # (resolver, EDE codes), on a flagged line: what each resolver declared (RFC 8914)
+    ede: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    # (resolver, addresses), on a tampered line: which national resolver gave which address
+    answers: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # The name as people read it (its Unicode form, its label): a comment at the line's end,
+    # for `git log -p`; not part of what the line says.
+    note: str | None = field(default=None, compare=False)
 
     @property
     def current(self) -> str:
@@ -108,7 +116,22 @@ def render_line(entry: Entry) -> str:
     if entry.today:
         parts.append(f"today: {_scalar(entry.today)}")
     parts.extend(f"{_scalar(name)}: {_scalar(status)}" for name, status in entry.statuses)
-    return f"{_key(entry.domain)}: {{{', '.join(parts)}}}"
+    if entry.ede:
+        said = ", ".join(
+            f"{_scalar(name)}: [{', '.join(str(int(c)) for c in codes)}]"
+            for name, codes in entry.ede
+        )
+        parts.append(f"ede: {{{said}}}")
+    if entry.answers:
+        gave = ", ".join(
+            f"{_scalar(name)}: [{', '.join(_scalar(a) for a in addresses)}]"
+            for name, addresses in entry.answers
+        )
+        parts.append(f"answers: {{{gave}}}")
+    line = f"{_key(entry.domain)}: {{{', '.join(parts)}}}"
+    if entry.note:
+        line += f"  # {escape_text(entry.note)}"
+    return line
 
 
 def shard_name(domain: str, total: int) -> str:
@@ -135,7 +158,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-_LINE = re.compile(r"([A-Za-z0-9_.-]+): \{([A-Za-z0-9_., :-]*)\}")
+_LINE = re.compile(r"([A-Za-z0-9_.-]+): \{([A-Za-z0-9_., :-]*)\}(?:  # (.*))?")
 
 
 def _fast_entry(line: str) -> Entry | None:
@@ -161,7 +184,7 @@ def _fast_entry(line: str) -> Entry | None:
     if fields is None:
         return None
     verdict, since, statuses, today = fields
-    return Entry(domain, verdict, since, statuses, today)
+    return Entry(domain, verdict, since, statuses, today, note=match.group(3))
 
 
 _Fields = tuple[str, str, tuple[tuple[str, str], ...], str | None]
@@ -245,8 +268,34 @@ def _parse_yaml(text: str, source: str) -> dict[str, Entry]:
             _text(fields["since"]),
             statuses,
             None if today is None else _text(today),
+            _ede(fields.get("ede")),
+            _answers(fields.get("answers")),
         )
     return entries
+
+
+def _answers(value: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Return a tampered line's ``answers`` as written; what a hand edit made of it otherwise
+    is left out."""
+    if not isinstance(value, dict):
+        return ()
+    return tuple(
+        (str(name), tuple(addresses))
+        for name, addresses in value.items()
+        if isinstance(addresses, list) and all(isinstance(a, str) for a in addresses)
+    )
+
+
+def _ede(value: Any) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Return a line's ``ede`` as written; what a hand edit made of it otherwise is left out
+    (it only informs, and must not cost a run)."""
+    if not isinstance(value, dict):
+        return ()
+    found = []
+    for name, codes in value.items():
+        if isinstance(codes, list) and all(type(c) is int and 0 <= c < 65536 for c in codes):
+            found.append((str(name), tuple(codes)))
+    return tuple(found)
 
 
 def parse_snapshot(files: Mapping[str, bytes]) -> dict[str, Entry]:
@@ -267,9 +316,14 @@ def read_snapshot(directory: Path) -> dict[str, Entry]:
     return parse_snapshot(files)
 
 
-def render_resolvers(health: Sequence[tuple[str, str, str]]) -> str:
-    """Return resolvers.yaml: each resolver's group and health, as (name, group, health)."""
-    return "".join(f"{_scalar(n)}: {{group: {g}, health: {h}}}\n" for n, g, h in health)
+def render_resolvers(health: Sequence[tuple[str, str, str] | tuple[str, str, str, str]]) -> str:
+    """Return resolvers.yaml: each resolver's group and health, as (name, group, health) or
+    (name, group, health, tcp): ``tcp`` says why a udp resolver was not asked over TCP."""
+    lines = []
+    for name, group, state, *tcp in health:
+        extra = f", tcp: {_scalar(tcp[0])}" if tcp and tcp[0] else ""
+        lines.append(f"{_scalar(name)}: {{group: {group}, health: {state}{extra}}}\n")
+    return "".join(lines)
 
 
 def render_run(fields: Mapping[str, Any]) -> str:

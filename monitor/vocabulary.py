@@ -92,6 +92,15 @@ class Health(StrEnum):
 USABLE: frozenset[str] = frozenset({Health.UP, Health.NXDOMAIN_REWRITING})
 
 
+class TcpHealth(StrEnum):
+    """Why a udp resolver is not asked over TCP (resolvers.yaml's ``tcp``): it answered a canary
+    over UDP but not over TCP, so its re-queries go over UDP (TCP/53 blocked on the path)."""
+
+    REFUSED = "refused"  # the connection was refused
+    TIMEOUT = "timeout"  # no answer: connecting, or the query, timed out
+    ERROR = "error"  # the connection failed otherwise, or the reply did not parse
+
+
 class Group(StrEnum):
     """The two groups of resolvers (config.yaml's ``resolvers``), in the file's order."""
 

@@ -431,3 +431,59 @@ def test_a_line_edited_to_verdict_inconclusive_is_a_name_never_yet_conclusive() 
     entries, events = advance(previous, [result("a.example", "unstable")], RESOLVERS, "2026-01-02")
     assert entries == [Entry("a.example", "unstable", "2026-01-01", YESTERDAY, "unstable")]
     assert events == []
+
+
+def test_a_flagged_line_carries_the_codes_of_the_edes_sent_and_a_present_one_none() -> None:
+    said = (("nsdi-a", ((15, "blocked by the registry"), (18, ""))),)
+    flagged = DomainResult(
+        WatchedName("youtube.com", "youtube.com", None),
+        Verdict.MISSING,
+        tuple(RESOLVERS),
+        ("nxdomain", "ok"),
+        ede=said,
+    )
+    present = DomainResult(
+        WatchedName("dw.com", "dw.com", None),
+        Verdict.PRESENT,
+        tuple(RESOLVERS),
+        ("ok", "ok"),
+        ede=(("nsdi-a", ((15, "labelled, yet the controls agree"),)),),
+    )
+    unstable = DomainResult(
+        WatchedName("bbc.com", "bbc.com", None),
+        Verdict.UNSTABLE,
+        tuple(RESOLVERS),
+        ("nxdomain", "ok"),
+        ede=said,
+    )
+    previous = {"bbc.com": entry("bbc.com", "missing", "2026-01-01")}
+    entries, _ = advance(previous, [flagged, present, unstable], RESOLVERS, "2026-02-10")
+    assert [(e.domain, e.ede) for e in entries] == [
+        ("youtube.com", (("nsdi-a", (15, 18)),)),  # codes only: their texts vary
+        ("dw.com", ()),
+        ("bbc.com", (("nsdi-a", (15, 18)),)),  # still missing, unstable today
+    ]
+
+
+def test_lines_carry_the_name_as_people_read_it_and_a_tampered_one_its_addresses() -> None:
+    kremlin = DomainResult(
+        WatchedName("xn--e1ajeds9e.xn--p1ai", "кремль.рф", "Kremlin"),
+        Verdict.TAMPERED,
+        tuple(RESOLVERS),
+        ("ok", "ok"),
+        answers=(("nsdi-a", ("10.0.34.34",)),),
+    )
+    youtube = DomainResult(
+        WatchedName("youtube.com", "youtube.com", "YouTube"),
+        Verdict.PRESENT,
+        tuple(RESOLVERS),
+        ("ok", "ok"),
+        answers=(("nsdi-a", ("10.0.34.34",)),),  # shown on a tampered line only
+    )
+    plain = result("dw.com", "present")
+    entries, _ = advance({}, [kremlin, youtube, plain], RESOLVERS, "2026-02-10")
+    assert [(e.note, e.answers) for e in entries] == [
+        ("кремль.рф, Kremlin", (("nsdi-a", ("10.0.34.34",)),)),
+        ("YouTube", ()),
+        (None, ()),
+    ]

@@ -74,6 +74,7 @@ def config_with(national: str, control: str = "", watchlist: str = "") -> str:
         ("canaries", ("example.com",)),
         ("bogons", True),
         ("stub_addresses", frozenset()),
+        ("stub_names", frozenset()),
         ("strategy", "full"),
         ("watchlist", (WatchedName("youtube.com", "youtube.com", None),)),
     ],
@@ -102,6 +103,16 @@ def test_default(attribute: str, expected: object) -> None:
             "stub_addresses: [10.0.0.1, '2001:DB8:0::1', 10.0.0.1]",
             "stub_addresses",
             frozenset({"10.0.0.1", "2001:db8::1"}),
+        ),
+        (
+            "stub_addresses: [10.0.34.0/24, '2001:DB8::/32', 95.213.158.62/32]",
+            "stub_addresses",
+            frozenset({"10.0.34.0/24", "2001:db8::/32", "95.213.158.62/32"}),
+        ),
+        (
+            "stub_names: [Warning.ISP.example., блок.рф]",
+            "stub_names",
+            frozenset({"warning.isp.example", "xn--90ascm.xn--p1ai"}),
         ),
         ("strategy: economical", "strategy", "economical"),
     ],
@@ -247,8 +258,8 @@ F = "/cfg/config.yaml"
         (
             "colour: red\n" + BASE,
             f"{F}:1: colour: unknown key (known: vantage, record_types, timeout, attempts, "
-            "confirm, min_controls, canaries, bogons, stub_addresses, resolvers, watchlist, "
-            "watchlist_files, strategy)",
+            "confirm, min_controls, canaries, bogons, stub_addresses, stub_names, resolvers, "
+            "watchlist, watchlist_files, strategy)",
         ),
         ("timeout: 1\n" + BASE + "timeout: 2\n", f"{F}:9: timeout: duplicate key"),
         # Scalar settings.
@@ -314,6 +325,24 @@ F = "/cfg/config.yaml"
         (
             "stub_addresses:\n  - 10.0.0.1\n  - 300.1.1.1\n" + BASE,
             f"{F}:3: stub_addresses[1]: '300.1.1.1' is not an IPv4 or IPv6 address",
+        ),
+        (
+            "stub_addresses: [10.0.34.1/24]\n" + BASE,
+            f"{F}:1: stub_addresses[0]: '10.0.34.1/24' is not an address or a CIDR range: "
+            "10.0.34.1/24 has host bits set",
+        ),
+        (
+            "stub_addresses: [10.0.0.0/33]\n" + BASE,
+            f"{F}:1: stub_addresses[0]: '10.0.0.0/33' is not an address or a CIDR range: "
+            "'10.0.0.0/33' does not appear to be an IPv4 or IPv6 network",
+        ),
+        (
+            "stub_names: [warning.isp.example, 'bad name']\n" + BASE,
+            f"{F}:1: stub_names[1]: 'bad name' is not a domain name: contains whitespace",
+        ),
+        (
+            "stub_names: warning.isp.example\n" + BASE,
+            f"{F}:1: stub_names: expected a list, got a string",
         ),
         (
             "strategy: cheap\n" + BASE,

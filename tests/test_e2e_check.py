@@ -205,6 +205,16 @@ def verdicts(doc: dict[str, Any]) -> dict[str, str]:
     return {d["domain"]: d["verdict"] for d in doc["domains"]}
 
 
+EVIDENCE = ("ede", "cname", "soa", "aa")
+
+
+def said(observation: dict[str, Any]) -> dict[str, Any]:
+    """An observation of a JSON document without its evidence (checked on its own): every
+    observation carries the four evidence keys, whatever it says."""
+    assert set(EVIDENCE) <= set(observation), observation
+    return {k: v for k, v in observation.items() if k not in EVIDENCE}
+
+
 def statuses(doc: dict[str, Any], domain: str) -> dict[str, dict[str, str]]:
     """Return resolver -> record type -> status for one domain of a JSON document."""
     [entry] = [d for d in doc["domains"] if d["domain"] == domain]
@@ -300,7 +310,15 @@ def test_check_json_exits_0_with_schema_1(world_json: Run) -> None:
     assert world_json.process.returncode == 0, world_json.process.stderr
     assert world_json.process.stderr == ""
     doc = world_json.doc
-    assert sorted(doc) == ["date", "domains", "events", "resolvers", "schema", "vantage"]
+    assert sorted(doc) == [
+        "date",
+        "domains",
+        "events",
+        "resolvers",
+        "schema",
+        "suspected_block_pages",
+        "vantage",
+    ]
     assert doc["schema"] == 1
     assert doc["vantage"] == "lab"
     assert doc["date"] in world_json.dates
@@ -342,7 +360,10 @@ def test_check_json_statuses_and_answers(world_json: Run, domain: str) -> None:
             "A": {"status": status, "answers": expected_answers(domain, resolver, status)},
             "AAAA": {"status": aaaa, "answers": []},
         }
-    assert entry["resolvers"] == expected
+    assert {
+        resolver: {rdtype: said(o) for rdtype, o in by_type.items()}
+        for resolver, by_type in entry["resolvers"].items()
+    } == expected
 
 
 def test_check_json_deleted_name(world_json: Run) -> None:
@@ -351,14 +372,26 @@ def test_check_json_deleted_name(world_json: Run) -> None:
         "AAAA": "nxdomain",
     }
     [entry] = [d for d in world_json.doc["domains"] if d["domain"] == "youtube.com"]
-    assert entry["resolvers"]["nsdi-a"]["A"] == {"status": "nxdomain", "answers": []}
+    # unbound's local-zone: an NXDOMAIN made up with the AA bit, without the zone's SOA
+    assert entry["resolvers"]["nsdi-a"]["A"] == {
+        "status": "nxdomain",
+        "answers": [],
+        "ede": [],
+        "cname": [],
+        "soa": None,
+        "aa": True,
+    }
+    # the controls: the real NXDOMAIN of a name in no zone carries the root zone's SOA
+    [gone] = [d for d in world_json.doc["domains"] if d["domain"] == "gone.example"]
+    assert gone["resolvers"]["google"]["A"]["soa"] == "."
+    assert gone["resolvers"]["google"]["A"]["aa"] is False
 
 
 def test_check_json_tampered_answer_is_the_bogon(world_json: Run) -> None:
     [entry] = [d for d in world_json.doc["domains"] if d["domain"] == "tampered.example"]
     assert entry["verdict"] == "tampered"
-    assert entry["resolvers"]["nsdi-a"]["A"] == {"status": "ok", "answers": [BOGON]}
-    assert entry["resolvers"]["nsdi-b"]["A"] == {
+    assert said(entry["resolvers"]["nsdi-a"]["A"]) == {"status": "ok", "answers": [BOGON]}
+    assert said(entry["resolvers"]["nsdi-b"]["A"]) == {
         "status": "ok",
         "answers": [ADDRESSES["tampered.example"]],
     }
@@ -397,6 +430,30 @@ def test_check_table(lab: Lab) -> None:
         "unstable.example  unstable       ok        ok        ok        ok          nxdomain\n"
         "natonly.example   national-only  ok        ok        nxdomain  nxdomain    nxdomain\n"
         "gone.example      gone           nxdomain  nxdomain  nxdomain  nxdomain    nxdomain\n"
+        "\n"
+        "What the national resolvers said (and any control that sent an EDE):\n"
+        # unbound's local-zone: NXDOMAIN and REFUSED made up, with AA and without an SOA
+        "youtube.com:\n"
+        "  nsdi-a: A nxdomain, no SOA, AA; AAAA nxdomain, no SOA, AA\n"
+        "  nsdi-b: A nxdomain, no SOA, AA; AAAA nxdomain, no SOA, AA\n"
+        "bbc.com:\n"
+        "  nsdi-a: A nxdomain, no SOA, AA; AAAA nxdomain, no SOA, AA\n"
+        "  nsdi-b: A nxdomain, no SOA, AA; AAAA nxdomain, no SOA, AA\n"
+        "failing.example:\n"
+        "  nsdi-a: A refused, AA; AAAA refused, AA\n"
+        "  nsdi-b: A refused, AA; AAAA refused, AA\n"
+        "tampered.example:\n"
+        f"  nsdi-a: A ok {BOGON}, AA; AAAA nodata, no SOA, AA\n"
+        f"  nsdi-b: A ok {ADDRESSES['tampered.example']}; AAAA nodata, SOA .\n"
+        "partial.example:\n"
+        "  nsdi-a: A nxdomain, no SOA, AA; AAAA nxdomain, no SOA, AA\n"
+        f"  nsdi-b: A ok {ADDRESSES['partial.example']}; AAAA nodata, SOA .\n"
+        "unstable.example:\n"
+        f"  nsdi-a: A ok {ADDRESSES['unstable.example']}; AAAA nodata, SOA .\n"
+        f"  nsdi-b: A ok {ADDRESSES['unstable.example']}; AAAA nodata, SOA .\n"
+        "natonly.example:\n"
+        "  nsdi-a: A ok 95.1.2.3, AA; AAAA nodata, no SOA, AA\n"
+        "  nsdi-b: A ok 95.1.2.3, AA; AAAA nodata, no SOA, AA\n"
     )
 
 
@@ -516,13 +573,20 @@ def test_dot_and_doh_controls(lab: Lab) -> None:
     }
     [dw] = [d for d in doc["domains"] if d["domain"] == "dw.com"]
     for control in ("quad9", "cloudflare"):
-        assert dw["resolvers"][control]["A"] == {"status": "ok", "answers": [ADDRESSES["dw.com"]]}
+        assert said(dw["resolvers"][control]["A"]) == {
+            "status": "ok",
+            "answers": [ADDRESSES["dw.com"]],
+        }
 
     table = invoke(config, "check")
     assert table.exit_code == 0
     assert table.stdout.splitlines()[1:] == [
         "youtube.com  missing  nxdomain  ok     ok          down           down",
         "dw.com       present  ok        ok     ok          down           down",
+        "",
+        "What the national resolvers said (and any control that sent an EDE):",
+        "youtube.com:",
+        "  nsdi-b: A nxdomain, no SOA, AA; AAAA nxdomain, no SOA, AA",
     ]
     lines = table.stderr.splitlines()
     assert [line.split(" (canaries: ")[0] for line in lines] == [
@@ -705,6 +769,10 @@ def test_down_nationals_are_not_used(lab: Lab) -> None:
         "domain       verdict  nsdi-a    refuser  nocanary  google\n"
         "youtube.com  missing  nxdomain  down     down      ok\n"
         "dw.com       present  ok        down     down      ok\n"
+        "\n"
+        "What the national resolvers said (and any control that sent an EDE):\n"
+        "youtube.com:\n"
+        "  nsdi-a: A nxdomain, no SOA, AA; AAAA nxdomain, no SOA, AA\n"  # a down one: not shown
     )
     assert table.stderr == (
         "refuser (national) is down (canaries: example.com refused)\n"
@@ -836,7 +904,10 @@ def test_authoritative_mode(lab: Lab, mode: str, deleg_verdict: str) -> None:
         "google": {"A": "ok", "AAAA": "nodata"},
     }
     [dw] = [d for d in doc["domains"] if d["domain"] == "dw.com"]
-    assert dw["resolvers"]["nsd"]["A"] == {"status": "ok", "answers": [ADDRESSES["dw.com"]]}
+    assert said(dw["resolvers"]["nsd"]["A"]) == {
+        "status": "ok",
+        "answers": [ADDRESSES["dw.com"]],
+    }
     assert statuses(doc, "absent.example")["nsd"] == {"A": "nxdomain", "AAAA": "nxdomain"}
 
 

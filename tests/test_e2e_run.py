@@ -659,10 +659,19 @@ def test_no_commit_writes_files_and_json_prints_the_document(lab: World, tmp_pat
     assert by_name["youtube.com"]["resolvers"]["nsdi-a"]["A"] == {
         "status": "nxdomain",
         "answers": [],
+        # how the NXDOMAIN was made: unbound's local-zone sets AA and sends no SOA
+        "ede": [],
+        "cname": [],
+        "soa": None,
+        "aa": True,
     }
     assert by_name["youtube.com"]["resolvers"]["google"]["A"] == {
         "status": "ok",
         "answers": ["93.184.216.11"],
+        "ede": [],
+        "cname": [],
+        "soa": None,
+        "aa": False,
     }
     assert commit_count(repo) == 2
     assert subject(repo) == f"lab: 1 disappeared: youtube.com ({DAY2})"

@@ -287,7 +287,14 @@ def test_check_json_and_table_escape_a_hostile_txt_answer(
     assert ESC not in as_json.stdout and "\x08" not in as_json.stdout
     doc = json.loads(as_json.stdout)
     txt = doc["domains"][0]["resolvers"]["nat-a"]["TXT"]
-    assert txt == {"status": "ok", "answers": [TXT]}
+    assert txt == {
+        "status": "ok",
+        "answers": [TXT],
+        "ede": [],
+        "cname": [],
+        "soa": None,
+        "aa": False,
+    }
     table = cli(config, "check", cwd=tmp_path)
     assert table.returncode == 0, table.stderr
     assert ESC not in table.stdout + table.stderr

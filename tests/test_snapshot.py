@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import datetime
 import errno
 import json
 import os
@@ -714,3 +715,109 @@ def test_replace_directory_after_each_leftover_state(
         write_files(tmp_path / name, {"run.yaml": text, "domains/x.yaml": text})
     replace_directory(tmp_path / "v", {"run.yaml": "next"})
     assert tree(tmp_path) == {"v": "/", "v/run.yaml": "next"}
+
+
+# ----------------------------------------------------------------------------- evidence
+
+EDE_ENTRY = Entry(
+    "youtube.com",
+    "missing",
+    "2026-02-10",
+    (("nsdi-a", "nxdomain"), ("nsdi-b", "nxdomain"), ("google", "ok")),
+    ede=(("nsdi-a", (15,)), ("nsdi-b", (15, 18))),
+)
+
+
+def test_a_flagged_line_carries_the_ede_codes_as_designs() -> None:
+    line = render_line(EDE_ENTRY)
+    assert line == (
+        "youtube.com: {verdict: missing, since: 2026-02-10, nsdi-a: nxdomain, nsdi-b: nxdomain, "
+        "google: ok, ede: {nsdi-a: [15], nsdi-b: [15, 18]}}"
+    )
+    assert yaml.safe_load(line)["youtube.com"]["ede"] == {"nsdi-a": [15], "nsdi-b": [15, 18]}
+    assert parse_line(line) == EDE_ENTRY
+    assert parse_domains(line + "\n") == {"youtube.com": EDE_ENTRY}
+    # the codes are not statuses: ede is no resolver's name
+    assert dict(parse_line(line).statuses) == {  # type: ignore[union-attr]
+        "nsdi-a": "nxdomain",
+        "nsdi-b": "nxdomain",
+        "google": "ok",
+    }
+
+
+@pytest.mark.parametrize(
+    "ede",
+    [
+        "'15'",
+        "[15]",
+        "{nsdi-a: 15}",
+        "{nsdi-a: [fifteen]}",
+        "{nsdi-a: [70000]}",
+        "{nsdi-a: [true]}",
+    ],
+)
+def test_a_hand_edited_ede_that_is_not_codes_is_left_out(ede: str) -> None:
+    line = f"a.com: {{verdict: missing, since: 2026-02-10, nsdi-a: nxdomain, ede: {ede}}}"
+    entry = parse_line(line)
+    assert entry == Entry("a.com", "missing", "2026-02-10", (("nsdi-a", "nxdomain"),))
+
+
+def test_resolvers_yaml_says_why_tcp_was_not_used() -> None:
+    text = render_resolvers(
+        [
+            ("nsdi-a", "national", "up", "refused"),
+            ("nsdi-b", "national", "up", ""),
+            ("google", "control", "down"),
+        ]
+    )
+    assert text == (
+        "nsdi-a: {group: national, health: up, tcp: refused}\n"
+        "nsdi-b: {group: national, health: up}\n"
+        "google: {group: control, health: down}\n"
+    )
+    assert yaml.safe_load(text)["nsdi-a"] == {"group": "national", "health": "up", "tcp": "refused"}
+
+
+def test_a_tampered_line_says_which_resolver_gave_which_address() -> None:
+    entry = Entry(
+        "meduza.io",
+        "tampered",
+        "2026-02-10",
+        (("nsdi-a", "ok"), ("nsdi-b", "ok")),
+        answers=(("nsdi-a", ("10.0.34.34",)), ("nsdi-b", ("2001:db8::34", "95.213.158.62"))),
+    )
+    line = render_line(entry)
+    assert line == (
+        "meduza.io: {verdict: tampered, since: 2026-02-10, nsdi-a: ok, nsdi-b: ok, "
+        'answers: {nsdi-a: [10.0.34.34], nsdi-b: ["2001:db8::34", 95.213.158.62]}}'
+    )
+    assert yaml.safe_load(line)["meduza.io"]["answers"] == {
+        "nsdi-a": ["10.0.34.34"],
+        "nsdi-b": ["2001:db8::34", "95.213.158.62"],
+    }
+    assert parse_line(line) == entry
+
+
+@pytest.mark.parametrize(
+    ("note", "comment"),
+    [
+        ("YouTube", "  # YouTube"),
+        ("кремль.рф, Kremlin", "  # кремль.рф, Kremlin"),
+        ("a label\nwith: {yaml} # in it\u202e", "  # a label\\x0awith: {yaml} # in it\\u202e"),
+    ],
+)
+def test_a_line_ends_with_the_name_as_people_read_it(note: str, comment: str) -> None:
+    entry = Entry("xn--e1ajeds9e.xn--p1ai", "present", "2026-01-01", (("n", "ok"),), note=note)
+    line = render_line(entry)
+    assert line == "xn--e1ajeds9e.xn--p1ai: {verdict: present, since: 2026-01-01, n: ok}" + comment
+    assert "\n" not in line
+    assert yaml.safe_load(line) == {
+        "xn--e1ajeds9e.xn--p1ai": {
+            "verdict": "present",
+            "since": datetime.date(2026, 1, 1),
+            "n": "ok",
+        }
+    }
+    back = parse_line(line)
+    assert back == entry  # the note is not part of what the line says
+    assert back is not None and back.note == comment.removeprefix("  # ")

@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from monitor.blockpages import BlockPage
 from monitor.changes import Event, commit_message
 from monitor.config import WatchedName
 from monitor.feed import ATOM, entries_for, parse_feed, render_feed
@@ -15,7 +16,7 @@ from monitor.measure import DomainResult, Measurement, ResolverHealth
 from monitor.output import run_summary
 from monitor.run import RunResult
 from monitor.snapshot import Entry
-from monitor.vocabulary import EventKind, Group, Health, Verdict
+from monitor.vocabulary import EventKind, Group, Health, TcpHealth, Verdict
 
 DATE = "2026-11-28"
 VANTAGE = "abroad"
@@ -80,6 +81,7 @@ def make_result(names: list[str]) -> RunResult:
                 Verdict(event.after),
                 RESOLVERS,
                 ("nxdomain", "ok"),
+                ede=(("nsdi-a", ((15, name),)),),  # the resolver's own text is hostile too
             )
         )
     health = [ResolverHealth("nsdi-a", Group.NATIONAL, Health.UP)]
@@ -130,13 +132,20 @@ def test_summary_escapes_each_hostile_name(name: str) -> None:
 def test_summary_keeps_one_table_row_per_event(name: str) -> None:
     result = make_result([name, name, name])
     rows = section(run_summary(result), "### Events")
-    assert rows[:2] == ["| event | domain | from | to |", "|---|---|---|---|"]
+    assert rows[:2] == [
+        "| event | domain | from | to | the national resolvers said |",
+        "|---|---|---|---|---|",
+    ]
     body = rows[2:]
     assert len(body) == len(result.events), "a newline in a name must not add or split a row"
     for row, event in zip(body, result.events, strict=True):
-        assert unescaped(row, "|") == 5, f"a pipe in a name must not add a column: {row!r}"
+        assert unescaped(row, "|") == 6, (
+            f"a pipe in a name or an EDE must not add a column: {row!r}"
+        )
         assert row.startswith(f"| {event.event} | ")
-        assert row.endswith(f" | {event.before} | {event.after} |")
+        assert f" | {event.before} | {event.after} | " in row
+        if event.display is not None:  # its domain is a watched one: what the nationals said
+            assert "| nsdi\\-a: nxdomain, EDE 15 Blocked " in row  # Markdown-escaped
 
 
 @pytest.mark.parametrize("name", HOSTILE, ids=range(len(HOSTILE)))
@@ -232,3 +241,46 @@ def test_feed_keeps_the_markup_as_text() -> None:
     assert any("<script>alert(1)</script>" in t for t in titles), "escaped, then read back"
     assert "&lt;script&gt;" in text
     assert "&amp;lt;already&amp;gt;" in text, "entities in a name are not taken as entities"
+
+
+# --------------------------------------------------------------------------- evidence
+
+
+def with_pages_and_tcp(names: list[str]) -> RunResult:
+    """A run where a hostile name is a suspected block page's address and its domains, and a
+    national resolver gave no answer over TCP."""
+    base = make_result(["plain"])
+    pages = tuple(
+        BlockPage(name, ("nsdi-a",), (f"a{i}.example", name, f"c{i}.example"))
+        for i, name in enumerate(names)
+    )
+    health = (ResolverHealth("nsdi-a", Group.NATIONAL, Health.UP, None, TcpHealth.REFUSED),)
+    m = base.measurement
+    measurement = Measurement(m.vantage, health, m.domains, block_pages=pages)
+    return RunResult(
+        base.date, measurement, base.entries, base.events, base.message, base.commit, True
+    )
+
+
+@pytest.mark.parametrize("name", HOSTILE, ids=range(len(HOSTILE)))
+def test_summary_lists_suspected_block_pages_escaped(name: str) -> None:
+    markdown = run_summary(with_pages_and_tcp([name, "10.0.34.34"]))
+    rows = section(markdown, "### Suspected block pages")
+    assert rows[0].startswith("Given by the national resolvers for names of several")
+    table = section(markdown, "| address or host | from | names |")
+    assert table[0] == "|---|---|---|"
+    assert len(table) == 3, "a newline in a page must not add or split a row"
+    for row in table[1:]:
+        assert unescaped(row, "|") == 4, row
+    assert (
+        table[2] == "| 10\\.0\\.34\\.34 | nsdi\\-a | a1\\.example, 10\\.0\\.34\\.34, c1\\.example |"
+    )
+    assert not controls_in(markdown)
+
+
+def test_summary_says_which_resolvers_gave_no_answer_over_tcp() -> None:
+    markdown = run_summary(with_pages_and_tcp([]))
+    assert section(markdown, "### Resolvers that gave no answer over TCP") == [
+        "- nsdi\\-a (national): tcp: refused; its re-queries went over UDP"
+    ]
+    assert "### Suspected block pages" not in markdown

@@ -10,14 +10,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.probe import Observation
+from monitor.probe.wire import Evidence
 from monitor.verdict import (
+    LABELLED,
     NOT_ASKED,
+    NOTED,
     STATUS_CODE,
     SUSPICIOUS,
     Panel,
     State,
+    Suspicion,
+    apart_from,
     code_of,
     decide,
+    emptied,
     is_bogon,
     is_suspicious,
     judge,
@@ -361,3 +367,201 @@ def test_bogon_ranges_agree_with_ipaddress(
         assert is_bogon(str(address))
         return
     assert is_bogon(str(address)) is _reference_bogon(str(address))
+
+
+# ----------------------------------------------------------------------------- DESIGN's rules
+
+
+def said(
+    resolver: str,
+    status: str,
+    *answers: str,
+    rdtype: str = "A",
+    ede: tuple[tuple[int, str], ...] = (),
+    cname: tuple[str, ...] = (),
+) -> Observation:
+    """An observation with evidence."""
+    evidence = Evidence(ede=ede, cname=cname)
+    return Observation(
+        resolver, "example.org", rdtype, Status(status), tuple(answers), None, evidence
+    )
+
+
+def two_types(a: Observation, aaaa: Observation) -> list[Observation]:
+    return [a, aaaa._replace(rdtype="AAAA")]
+
+
+FORGED = "95.213.158.62"  # routable, and no control's answer
+
+
+@pytest.mark.parametrize(
+    ("national", "controls", "verdict"),
+    [
+        # RPZ's NODATA action: empty for every type where the controls have addresses
+        (["nodata", "nodata"], [["ok", "ok"], ["ok", "ok"]], "tampered"),
+        # emptied for one type is enough, when no type is ok
+        (["nodata", "nodata"], [["nodata", "ok"], ["nodata", "ok"]], "tampered"),
+        # a name with no A anywhere stays present
+        (["nodata", "nodata"], [["nodata", "nodata"], ["nodata", "nodata"]], "present"),
+        # an ok type: not emptied (a resolver without IPv6 answers NODATA for AAAA)
+        (["ok", "nodata"], [["ok", "ok"], ["ok", "ok"]], "present"),
+        # the controls that answered the type must all say ok
+        (["nodata", "nodata"], [["ok", "nodata"], ["nodata", "nodata"]], "present"),
+        # a control that gave no answer for the type does not count either way
+        (["nodata", "nodata"], [["ok", "timeout"], ["timeout", "timeout"]], "tampered"),
+    ],
+)
+def test_an_emptied_answer_is_tampering(
+    national: list[str], controls: list[list[str]], verdict: str
+) -> None:
+    def obs_of(name: str, statuses: list[str]) -> list[Observation]:
+        return two_types(
+            said(name, statuses[0], *(GOOD if statuses[0] == "ok" else [])),
+            said(name, statuses[1], *(["2001:db8:1::1"] if statuses[1] == "ok" else [])),
+        )
+
+    by_resolver = {"n1": obs_of("n1", national), "n2": obs_of("n2", national)}
+    by_resolver |= {f"c{i + 1}": obs_of(f"c{i + 1}", s) for i, s in enumerate(controls)}
+    assert verdict_of(by_resolver) is Verdict(verdict)
+
+
+@pytest.mark.parametrize("code", [4, 15, 16, 17])
+def test_a_routable_answer_labelled_blocked_or_forged_is_tampering(code: int) -> None:
+    by_resolver = {
+        "n1": [said("n1", "ok", FORGED, ede=((code, "blocked"),))],
+        "n2": [said("n2", "ok", FORGED)],
+        "c1": [said("c1", "ok", *GOOD)],
+        "c2": [said("c2", "ok", *GOOD)],
+    }
+    assert verdict_of(by_resolver) is Verdict.TAMPERED
+    # ... unlabelled, the same answer is present (a CDN edge differs by country)
+    by_resolver["n1"] = [said("n1", "ok", FORGED)]
+    assert verdict_of(by_resolver) is Verdict.PRESENT
+
+
+@pytest.mark.parametrize("code", [4, 15, 16, 17, 18, 0, 3])
+def test_an_answer_the_controls_share_is_never_tampering_whatever_its_label(code: int) -> None:
+    # Some resolvers label the answers they let through: the label alone is no flag.
+    by_resolver = {
+        "n1": [said("n1", "ok", *GOOD, "95.213.158.1", ede=((code, "checked"),))],
+        "n2": [said("n2", "ok", *GOOD)],
+        "c1": [said("c1", "ok", *GOOD)],
+        "c2": [said("c2", "ok", *GOOD)],
+    }
+    assert verdict_of(by_resolver) is Verdict.PRESENT
+
+
+@pytest.mark.parametrize("code", [18, 0, 3, 19])
+def test_other_codes_on_a_routable_answer_are_no_flag(code: int) -> None:
+    by_resolver = {
+        "n1": [said("n1", "ok", FORGED, ede=((code, "prohibited"),))],
+        "c1": [said("c1", "ok", *GOOD)],
+    }
+    assert verdict_of(by_resolver) is Verdict.PRESENT
+
+
+def test_a_refusal_declared_prohibited_is_failing() -> None:
+    by_resolver = {
+        "n1": [said("n1", "refused", ede=((18, "EIM4"),))],
+        "n2": [said("n2", "servfail", ede=((18, "U5KL"),))],
+        "c1": [said("c1", "ok", *GOOD)],
+    }
+    assert verdict_of(by_resolver) is Verdict.FAILING
+
+
+@pytest.mark.parametrize(
+    ("stubs", "address", "verdict"),
+    [
+        (["95.213.158.0/24"], FORGED, "tampered"),
+        (["95.213.158.62"], FORGED, "tampered"),
+        (["95.213.0.0/16", "95.213.158.0/24"], FORGED, "tampered"),  # overlapping ranges
+        (["95.213.159.0/24"], FORGED, "present"),
+        (["2a02:6b8::/32"], "2a02:6b8::2:242", "tampered"),
+        # a range inside a bogon range, and bogons off: the range alone counts
+        (["10.10.0.0/16"], "10.11.0.1", "present"),
+        (["10.10.0.0/16"], "10.10.34.34", "tampered"),
+    ],
+)
+def test_stub_addresses_take_cidr_ranges(stubs: list[str], address: str, verdict: str) -> None:
+    rdtype = "AAAA" if ":" in address else "A"
+    control = "2001:4860::8888" if rdtype == "AAAA" else GOOD[0]
+    by_resolver = {
+        "n1": [said("n1", "ok", address, rdtype=rdtype)],
+        "c1": [said("c1", "ok", control, rdtype=rdtype)],
+    }
+    assert verdict_of(by_resolver, bogons=False, stub_addresses=stubs) is Verdict(verdict)
+
+
+def test_a_range_inside_a_bogon_range_keeps_the_bogons() -> None:
+    suspicion = Suspicion(bogons=True, stub_addresses=["10.10.0.0/16"])
+    assert suspicion.address("10.200.0.1")  # the bogon range still holds past the stub's end
+    assert suspicion.address("10.10.0.1")
+    assert not suspicion.address("93.184.216.34")
+
+
+def test_a_chain_through_a_walled_garden_is_tampering() -> None:
+    garden = "warning.isp.example"
+    by_resolver = {
+        "n1": [said("n1", "ok", "192.0.2.80", cname=("blocked.isp.example", garden))],
+        "c1": [said("c1", "ok", *GOOD)],
+    }
+    assert verdict_of(by_resolver) is Verdict.TAMPERED  # 192.0.2.80 is a bogon too
+    routable = {
+        "n1": [said("n1", "ok", FORGED, cname=(garden,))],
+        "c1": [said("c1", "ok", *GOOD)],
+    }
+    assert verdict_of(routable) is Verdict.PRESENT
+    assert (
+        judge(
+            routable,
+            PANEL,
+            min_controls=1,
+            bogons=True,
+            stub_addresses=(),
+            stub_names=[garden],
+        )
+        is Verdict.TAMPERED
+    )
+
+
+@pytest.mark.parametrize(
+    ("ede", "flags"),
+    [
+        ((), 0),
+        (((15, ""),), LABELLED | NOTED),
+        (((4, "5DO5"),), LABELLED | NOTED),
+        (((18, "EIM4"),), NOTED),
+        (((3, "stale"), (16, "")), LABELLED | NOTED),
+    ],
+)
+def test_codes_carry_the_eds_flags(ede: tuple[tuple[int, str], ...], flags: int) -> None:
+    code = code_of(said("n1", "ok", *GOOD, ede=ede), bogons=True, stub_addresses=())
+    assert code == STATUS_CODE[Status.OK] | flags
+
+
+@pytest.mark.parametrize(
+    ("codes", "controls", "expected"),
+    [
+        ([Status.NODATA, Status.NODATA], [[Status.OK, Status.OK]], True),
+        ([Status.NODATA], [[Status.NXDOMAIN]], False),
+        ([Status.NODATA], [[Status.OK], [Status.NXDOMAIN]], False),
+        ([Status.OK, Status.NODATA], [[Status.OK, Status.OK]], False),
+        ([Status.SERVFAIL, Status.NODATA], [[Status.OK, Status.OK]], True),
+        ([Status.NODATA], [], False),
+        ([Status.NODATA], [[Status.TIMEOUT]], False),
+    ],
+)
+def test_emptied(codes: list[Status], controls: list[list[Status]], expected: bool) -> None:
+    def coded(statuses: list[Status]) -> list[int]:
+        return [STATUS_CODE[s] for s in statuses]
+
+    assert emptied(coded(codes), [coded(c) for c in controls]) is expected
+
+
+def test_apart_from_compares_each_type_with_the_controls() -> None:
+    national = {"n1": {0: ("95.213.158.62",)}, "n2": {0: ("93.184.216.34",)}}
+    controls = [{0: ("93.184.216.34",)}, {1: ("2001:db8::1",)}]
+    assert apart_from(national, controls) == {"n1"}
+    # no control gave an address of that type: nothing to share, the labelled one is apart
+    assert apart_from({"n1": {1: ("2001:db8::9",)}}, [{0: ("93.184.216.34",)}]) == {"n1"}
+    assert apart_from({"n1": {0: ()}}, controls) == frozenset()

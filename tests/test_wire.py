@@ -7,6 +7,7 @@ import struct
 from collections.abc import Sequence
 from typing import TypedDict
 
+import dns.edns
 import dns.flags
 import dns.message
 import dns.name
@@ -18,7 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.probe.wire import (
+    MAX_EDE,
+    MAX_EDE_TEXT,
+    NO_EVIDENCE,
     UNREAD,
+    Evidence,
     MalformedReply,
     Question,
     Reading,
@@ -44,17 +49,27 @@ def reply_to(
     rcode: dns.rcode.Rcode = dns.rcode.NOERROR,
     answer: Sequence[tuple[str, str, str]] = (),
     authority: Sequence[tuple[str, str, str]] = (),
+    additional: Sequence[tuple[str, str, str]] = (),
+    ede: Sequence[tuple[int, str | None]] | None = None,
     aa: bool = False,
     tc: bool = False,
 ) -> bytes:
-    """Return a reply as dnspython writes it (names compressed), each record one RRset."""
-    query = dns.message.make_query(qname, rdtype)
+    """Return a reply as dnspython writes it (names compressed), each record one RRset; with
+    ``ede`` (even empty), an OPT record carrying those Extended DNS Errors."""
+    query = dns.message.make_query(qname, rdtype, use_edns=0 if ede is not None else None)
     response = dns.message.make_response(query)
     response.set_rcode(rcode)
+    if ede is not None:
+        options: list[dns.edns.Option] = [
+            dns.edns.EDEOption(dns.edns.EDECode.make(code), text) for code, text in ede
+        ]
+        response.use_edns(0, payload=1232, options=options)
     for owner, kind, text in answer:
         response.answer.append(dns.rrset.from_text(owner, 60, "IN", kind, text))
     for owner, kind, text in authority:
         response.authority.append(dns.rrset.from_text(owner, 60, "IN", kind, text))
+    for owner, kind, text in additional:
+        response.additional.append(dns.rrset.from_text(owner, 60, "IN", kind, text))
     if aa:
         response.flags |= dns.flags.AA
     if tc:
@@ -275,8 +290,11 @@ def test_read_fast_reads_the_common_replies_itself_as_dnspython_does(
     wire = reply_to(rdtype=rdtype, **spec)
     question = Question.of("www.example.org", code)
     fast = read_fast(wire, question)
-    assert fast == Reading(*expected)  # not UNREAD: the fast reader answered by itself
+    assert isinstance(fast, Reading)  # not UNREAD: the fast reader answered by itself
+    assert fast[:4] == Reading(*expected)[:4]
     assert oracle(wire, QNAME, code) == expected
+    slow = read_with_dnspython(wire, question)
+    assert slow is not None and fast.evidence == slow.evidence
     assert read_reply(wire, question) == fast
 
 
@@ -332,7 +350,7 @@ DNSPYTHON_CASES: list[tuple[str, bytes, int, Reading | None]] = [
         "mx nodata",
         reply_to(rdtype="MX", authority=[("example.org.", "SOA", "ns. h. 1 2 3 4 5")]),
         MX,
-        Reading(Status.NODATA),
+        Reading(Status.NODATA, evidence=Evidence(soa="example.org")),
     ),
     (
         "ns referral",
@@ -357,7 +375,11 @@ DNSPYTHON_CASES: list[tuple[str, bytes, int, Reading | None]] = [
             qname=COMPRESSED,
         ),
         A,
-        Reading(Status.ERROR, detail="CNAME loop"),
+        Reading(
+            Status.ERROR,
+            detail="CNAME loop",
+            evidence=Evidence(cname=("b.example.net", "c.example.net")),
+        ),
     ),
 ]
 
@@ -420,7 +442,11 @@ def test_read_fast_reads_names_written_out_in_full(rdtype: int) -> None:
         qname=name("WWW.example.org"),
         qtype=rdtype,
     )
-    expected = Reading(Status.OK, ("0.0.0.0",) if rdtype == A else ("::",))
+    expected = Reading(
+        Status.OK,
+        ("0.0.0.0",) if rdtype == A else ("::",),
+        evidence=Evidence(cname=(f"{long_label}.example.net",)),
+    )
     assert read_fast(wire, Question.of("www.example.org", rdtype)) == expected
     assert oracle(wire, QNAME, rdtype) == tuple(expected[:3])
 
@@ -440,7 +466,9 @@ def test_read_fast_reads_names_compressed_past_offset_255() -> None:
             rr(b"\xc1\x0c", A, bytes((192, 0, 2, 2))),
         ]
     )
-    expected = Reading(Status.OK, ("192.0.2.1", "192.0.2.2"))
+    expected = Reading(
+        Status.OK, ("192.0.2.1", "192.0.2.2"), evidence=Evidence(cname=("b.example.net",))
+    )
     assert read_fast(wire, ASKED) == expected
     assert oracle(wire, QNAME, A) == tuple(expected[:3])
 
@@ -465,7 +493,9 @@ def pointer_chain(hops: int) -> bytes:
 
 
 def test_a_name_may_take_64_pointers_but_not_65() -> None:
-    assert read_fast(pointer_chain(64), ASKED) == Reading(Status.OK, ("192.0.2.1",))
+    assert read_fast(pointer_chain(64), ASKED) == Reading(
+        Status.OK, ("192.0.2.1",), evidence=Evidence(cname=("b.example.net",))
+    )
     with pytest.raises(MalformedReply, match=r"^compression loop$"):
         read_fast(pointer_chain(65), ASKED)
 
@@ -477,7 +507,10 @@ def labels(*sizes: int) -> bytes:
 def test_a_name_of_255_octets_reads_and_one_of_256_does_not() -> None:
     longest = packet([rr(TO_QUESTION, CNAME, labels(63, 63, 63, 61))])
     assert len(labels(63, 63, 63, 61)) == 255
-    assert read_fast(longest, ASKED) == Reading(Status.NODATA)
+    longest_text = ".".join("x" * n for n in (63, 63, 63, 61))
+    assert read_fast(longest, ASKED) == Reading(
+        Status.NODATA, evidence=Evidence(cname=(longest_text,))
+    )
     with pytest.raises(MalformedReply, match=r"^name too long$"):
         read_fast(packet([rr(TO_QUESTION, CNAME, labels(63, 63, 63, 62))]), ASKED)
 
@@ -619,8 +652,10 @@ REFERRAL = reply_to(
 
 
 def test_the_seeds_of_the_mutated_replies_are_read_fast() -> None:
-    assert read_fast(VALID, ASKED) == Reading(Status.OK, ("1.2.3.4",))
-    assert read_fast(REFERRAL, ASKED) == Reading(Status.NODATA)
+    assert read_fast(VALID, ASKED) == Reading(
+        Status.OK, ("1.2.3.4",), evidence=Evidence(cname=("b.example.net",))
+    )
+    assert read_fast(REFERRAL, ASKED) == Reading(Status.NODATA, evidence=Evidence(soa="org"))
 
 
 @settings(max_examples=2000, deadline=None)
@@ -669,3 +704,206 @@ def test_mutated_replies_only_raise_malformed_and_agree_when_both_parse(
         return  # an extended rcode, from an OPT record: the fast reader reads only the header's
     # The fast reader read this reply by itself, so this compares two readers, not one.
     assert reading[:3] == classify(message, dns.name.from_text(QNAME), A)
+
+
+# ----------------------------------------------------------------------------- evidence
+
+SOA_TEXT = "ns. h. 1 2 3 4 5"
+# (case, reply, what the reading says about an A question: status, answers, evidence)
+EVIDENCE_CASES: list[tuple[str, bytes, Status, tuple[str, ...], Evidence]] = [
+    (
+        "an rpz nxdomain labelled blocked, with a text (powerdns)",
+        reply_to(rcode=dns.rcode.NXDOMAIN, ede=[(15, "blocked by the national registry")]),
+        Status.NXDOMAIN,
+        (),
+        Evidence(ede=((15, "blocked by the national registry"),)),
+    ),
+    (
+        "a forged answer labelled so, authoritative (knot's ANSWER)",
+        reply_to(answer=[(QNAME, "A", "198.18.0.1")], ede=[(4, "5DO5")], aa=True),
+        Status.OK,
+        ("198.18.0.1",),
+        Evidence(ede=((4, "5DO5"),), aa=True),
+    ),
+    (
+        "a refusal declared prohibited (knot's REFUSE)",
+        reply_to(rcode=dns.rcode.REFUSED, ede=[(18, "EIM4")]),
+        Status.REFUSED,
+        (),
+        Evidence(ede=((18, "EIM4"),)),
+    ),
+    (
+        "a servfail declared prohibited (knot's DROP)",
+        reply_to(rcode=dns.rcode.SERVFAIL, ede=[(18, None)]),
+        Status.SERVFAIL,
+        (),
+        Evidence(ede=((18, ""),)),
+    ),
+    (
+        "two errors",
+        reply_to(rcode=dns.rcode.NXDOMAIN, ede=[(15, "one"), (16, "two")]),
+        Status.NXDOMAIN,
+        (),
+        Evidence(ede=((15, "one"), (16, "two"))),
+    ),
+    (
+        "a text longer than kept",
+        reply_to(answer=[(QNAME, "A", "192.0.2.9")], ede=[(17, "x" * 500)]),
+        Status.OK,
+        ("192.0.2.9",),
+        Evidence(ede=((17, "x" * MAX_EDE_TEXT),)),
+    ),
+    (
+        "a genuine nxdomain: its zone's soa",
+        reply_to(rcode=dns.rcode.NXDOMAIN, authority=[("example.org.", "SOA", SOA_TEXT)]),
+        Status.NXDOMAIN,
+        (),
+        Evidence(soa="example.org"),
+    ),
+    (
+        "bind's rpz: the policy zone's soa in the additional section",
+        reply_to(rcode=dns.rcode.NXDOMAIN, additional=[("rpz.isp.", "SOA", SOA_TEXT)], ede=[]),
+        Status.NXDOMAIN,
+        (),
+        Evidence(soa="rpz.isp"),
+    ),
+    (
+        "an soa in authority wins over one in additional",
+        reply_to(
+            rcode=dns.rcode.NXDOMAIN,
+            authority=[("example.org.", "SOA", SOA_TEXT)],
+            additional=[("rpz.isp.", "SOA", SOA_TEXT)],
+        ),
+        Status.NXDOMAIN,
+        (),
+        Evidence(soa="example.org"),
+    ),
+    (
+        "a chain that ends in nxdomain",
+        reply_to(
+            rcode=dns.rcode.NXDOMAIN,
+            answer=[(QNAME, "CNAME", "b.example.net."), ("b.example.net.", "CNAME", "c.example.")],
+            authority=[(".", "SOA", SOA_TEXT)],
+        ),
+        Status.NXDOMAIN,
+        (),
+        Evidence(cname=("b.example.net", "c.example"), soa="."),
+    ),
+    (
+        "a walled garden through a cname",
+        reply_to(
+            answer=[
+                (QNAME, "CNAME", "warning.isp.example."),
+                ("warning.isp.example.", "A", "192.0.2.80"),
+            ]
+        ),
+        Status.OK,
+        ("192.0.2.80",),
+        Evidence(cname=("warning.isp.example",)),
+    ),
+    (
+        "an authoritative nodata",
+        reply_to(authority=[("example.org.", "SOA", SOA_TEXT)], aa=True),
+        Status.NODATA,
+        (),
+        Evidence(soa="example.org", aa=True),
+    ),
+    (
+        "an opt record without options",
+        reply_to(answer=[(QNAME, "A", "192.0.2.9")], ede=[]),
+        Status.OK,
+        ("192.0.2.9",),
+        NO_EVIDENCE,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "wire", "status", "answers", "evidence"),
+    EVIDENCE_CASES,
+    ids=[c[0] for c in EVIDENCE_CASES],
+)
+def test_the_fast_reader_keeps_the_evidence_as_dnspython_reads_it(
+    case: str, wire: bytes, status: Status, answers: tuple[str, ...], evidence: Evidence
+) -> None:
+    fast = read_fast(wire, ASKED)
+    assert fast == Reading(status, answers, None, False, evidence)
+    slow = read_with_dnspython(wire, ASKED)
+    assert slow == fast
+
+
+def test_a_common_reply_shares_one_empty_evidence() -> None:
+    """A million replies without evidence must not make a million objects."""
+    for wire in (
+        reply_to(answer=[(QNAME, "A", "192.0.2.9")]),
+        reply_to(answer=[(QNAME, "A", "192.0.2.9")], ede=[]),
+        reply_to(rcode=dns.rcode.SERVFAIL),
+    ):
+        reading = read_fast(wire, ASKED)
+        assert isinstance(reading, Reading) and reading.evidence is NO_EVIDENCE
+
+
+def test_an_extended_rcode_is_left_to_dnspython() -> None:
+    message = dns.message.from_wire(reply_to(ede=[]))
+    message.set_rcode(dns.rcode.BADVERS)  # 16: the low bits in the header, the rest in OPT
+    wire = message.to_wire()
+    assert read_fast(wire, ASKED) is UNREAD
+    assert read_reply(wire, ASKED) == Reading(Status.ERROR, detail="rcode BADVERS")
+
+
+def opt_with(options: bytes) -> bytes:
+    """Return an OPT record (payload 1232) holding ``options`` as written."""
+    return b"\0" + struct.pack("!HHIH", 41, 1232, 0, len(options)) + options
+
+
+def with_additional(wire: bytes, *records: bytes) -> bytes:
+    count = struct.unpack_from("!H", wire, 10)[0]
+    return wire[:10] + struct.pack("!H", count + len(records)) + wire[12:] + b"".join(records)
+
+
+def test_a_text_ending_in_nul_or_not_utf8_is_read_as_text() -> None:
+    # Some resolvers end the text with a NUL, which RFC 8914 allows; bytes that are not UTF-8
+    # come from whoever answers and are kept as U+FFFD, never raised.
+    ended = struct.pack("!HHH", 15, 2 + 4, 15) + b"rpz\0"
+    broken = struct.pack("!HHH", 15, 2 + 3, 16) + b"\xff\xfeA"
+    wire = with_additional(packet(flags=0x8183), opt_with(ended + broken))
+    assert read_fast(wire, ASKED) == Reading(
+        Status.NXDOMAIN, evidence=Evidence(ede=((15, "rpz"), (16, "\ufffd\ufffdA")))
+    )
+
+
+def test_more_errors_than_kept_are_cut() -> None:
+    options = b"".join(struct.pack("!HHH", 15, 3, 15) + b"x" for _ in range(MAX_EDE + 3))
+    wire = with_additional(packet(flags=0x8183), opt_with(options))
+    reading = read_fast(wire, ASKED)
+    assert isinstance(reading, Reading) and reading.evidence.ede == ((15, "x"),) * MAX_EDE
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        (struct.pack("!HH", 15, 10) + b"\0\x0f", "EDNS option runs past its record"),
+        (struct.pack("!HH", 15, 2) + b"\0\x0f" + b"\0", "EDNS option runs past its record"),
+    ],
+    ids=["longer than its record", "a stray byte after the options"],
+)
+def test_a_broken_opt_record_is_malformed(options: bytes, reason: str) -> None:
+    wire = with_additional(packet(flags=0x8183), opt_with(options))
+    with pytest.raises(MalformedReply, match=f"^{reason}$"):
+        read_fast(wire, ASKED)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 65535), st.text(max_size=200)), min_size=0, max_size=4),
+    st.sampled_from([dns.rcode.NOERROR, dns.rcode.NXDOMAIN, dns.rcode.SERVFAIL]),
+)
+def test_any_extended_errors_read_as_dnspython_reads_them(
+    errors: list[tuple[int, str]], rcode: dns.rcode.Rcode
+) -> None:
+    answer = [(QNAME, "A", "192.0.2.9")] if rcode == dns.rcode.NOERROR else []
+    wire = reply_to(rcode=rcode, answer=answer, ede=[(c, t or None) for c, t in errors])
+    fast = read_fast(wire, ASKED)
+    assert isinstance(fast, Reading)
+    assert fast == read_with_dnspython(wire, ASKED)
+    assert all(len(text) <= MAX_EDE_TEXT for _, text in fast.evidence.ede)

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING
 
 from monitor.probe.matching import take_answered
 from monitor.probe.observation import Job, Observation
-from monitor.probe.wire import EDNS_PAYLOAD, Question, query_head, query_tail, rdtype_code
+from monitor.probe.wire import (
+    EDNS_PAYLOAD,
+    NO_EVIDENCE,
+    Evidence,
+    Question,
+    query_head,
+    query_tail,
+    rdtype_code,
+)
 from monitor.vocabulary import Status
 
 if TYPE_CHECKING:
@@ -276,7 +284,7 @@ class UdpPass:
                     self.fallbacks.add(task)
                     task.add_done_callback(self.fallbacks.discard)
                 else:
-                    self.done(flight, status, reading.answers, reading.detail)
+                    self.done(flight, status, reading.answers, reading.detail, reading.evidence)
         except Exception as exc:
             self.fail(exc)
             return
@@ -295,7 +303,13 @@ class UdpPass:
     async def over_tcp(self, flight: Flight) -> None:
         try:
             observation = await self.client.ask(flight.domain, flight.rdtype)
-            self.done(flight, observation.status, observation.answers, observation.detail)
+            self.done(
+                flight,
+                observation.status,
+                observation.answers,
+                observation.detail,
+                observation.evidence,
+            )
             self.refill()
         except Exception as exc:
             self.fail(exc)
@@ -331,11 +345,16 @@ class UdpPass:
             self.wake = self.loop.call_soon(self.fill)
 
     def done(
-        self, flight: Flight, status: Status, answers: tuple[str, ...], detail: str | None
+        self,
+        flight: Flight,
+        status: Status,
+        answers: tuple[str, ...],
+        detail: str | None,
+        evidence: Evidence = NO_EVIDENCE,
     ) -> None:
         self.finish_job(
             flight.index,
-            Observation(self.name, flight.domain, flight.rdtype, status, answers, detail),
+            Observation(self.name, flight.domain, flight.rdtype, status, answers, detail, evidence),
         )
         self.in_flight -= 1
 

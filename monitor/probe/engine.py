@@ -74,6 +74,7 @@ class ResolverClient:
                 reading.status,
                 reading.answers,
                 reading.detail,
+                reading.evidence,
             )
         return Observation(self.resolver.name, domain, rdtype_text, status, (), detail)
 

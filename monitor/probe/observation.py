@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from monitor.probe.wire import NO_EVIDENCE, Evidence
 from monitor.vocabulary import Status
 
 Job = tuple[str, str]  # (domain as A-label, record type)
@@ -18,3 +19,4 @@ class Observation(NamedTuple):
     status: Status
     answers: tuple[str, ...] = ()
     detail: str | None = None
+    evidence: Evidence = NO_EVIDENCE

@@ -32,6 +32,7 @@ FAST_TYPES = frozenset({A, AAAA})
 _HEADER = struct.Struct("!HHHHHH")
 _RR = struct.Struct("!HHIH")
 _QTAIL = struct.Struct("!HH")
+_OPTION = struct.Struct("!HH")
 _FLAG_QR = 0x8000
 _FLAG_AA = 0x0400
 _FLAG_TC = 0x0200
@@ -75,8 +76,31 @@ class Question(NamedTuple):
         return cls(wire, rdtype)
 
 
+class Evidence(NamedTuple):
+    """What a reply shows besides its status and answers: how the answer was made.
+
+    ``ede``: its Extended DNS Errors (RFC 8914), (code, text), the text cut to MAX_EDE_TEXT
+    characters (it comes from whoever answers); ``cname``: the CNAME chain's target names, in
+    order; ``soa``: the owner of the SOA in the authority section (a genuine NXDOMAIN or NODATA
+    carries its zone's; a synthesized one often none), or, when authority has none, in the
+    additional section (where BIND puts its policy zone's); ``aa``: the AA bit.
+    """
+
+    ede: tuple[tuple[int, str], ...] = ()
+    cname: tuple[str, ...] = ()
+    soa: str | None = None
+    aa: bool = False
+
+
+NO_EVIDENCE = Evidence()
+AA_ONLY = Evidence(aa=True)
+MAX_EDE_TEXT = 120  # characters of an EDE's text kept
+MAX_EDE = 8  # EDE options kept from one reply
+
+
 class Reading(NamedTuple):
-    """What a reply said: a status, the answers (sorted), a detail, and whether TC was set.
+    """What a reply said: a status, the answers (sorted), a detail, whether TC was set, and the
+    evidence.
 
     A truncated reply says nothing yet: its status is "truncated", never an observation's.
     """
@@ -85,20 +109,26 @@ class Reading(NamedTuple):
     answers: tuple[str, ...] = ()
     detail: str | None = None
     truncated: bool = False
+    evidence: Evidence = NO_EVIDENCE
 
 
 # Bound once: the reader runs for every reply (see monitor.vocabulary).
 _OK = Status.OK
+_NODATA_STATUS = Status.NODATA
+_REFERRAL_STATUS = Status.REFERRAL
+_ERROR = Status.ERROR
 _TRUNCATED = Reading("truncated", truncated=True)
 _NODATA = Reading(Status.NODATA)
 _REFERRAL = Reading(Status.REFERRAL)
-_CNAME_LOOP = Reading(Status.ERROR, detail="CNAME loop")
 # The rcodes read here besides NOERROR; dnspython names the others.
 _FAILED = {
-    2: Reading(Status.SERVFAIL),
-    3: Reading(Status.NXDOMAIN),
-    5: Reading(Status.REFUSED),
+    2: Status.SERVFAIL,
+    3: Status.NXDOMAIN,
+    5: Status.REFUSED,
 }
+_FAILED_READING = {rcode: Reading(status) for rcode, status in _FAILED.items()}
+_OPT = 41
+_EDE_OPTION = 15
 
 
 def query_wire(question: Question, *, recursion: bool = True, payload: int = EDNS_PAYLOAD) -> bytes:
@@ -145,7 +175,7 @@ def read_fast(data: bytes, question: Question) -> Reading | _Unread | None:
     """
     if len(data) < 12:
         raise MalformedReply("shorter than a header")
-    _, flags, qdcount, ancount, nscount, _ = _HEADER.unpack_from(data)
+    _, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(data)
     if not flags & _FLAG_QR or qdcount != 1:
         return None
     qlen = len(question.wire)
@@ -161,12 +191,10 @@ def read_fast(data: bytes, question: Question) -> Reading | _Unread | None:
     if question.rdtype not in FAST_TYPES:
         return UNREAD
     rcode = flags & 0xF
-    if rcode:
-        failed = _FAILED.get(rcode)
-        # Other rcodes (and extended ones) are rare: dnspython names them.
-        return failed if failed is not None else UNREAD
+    if rcode and rcode not in _FAILED:
+        return UNREAD  # other rcodes are rare: dnspython names them
     try:
-        return _read_noerror(data, end + 4, ancount, nscount, flags, question)
+        return _read_sections(data, end + 4, ancount, nscount, arcount, flags, question)
     except (IndexError, struct.error) as exc:
         raise MalformedReply(f"truncated record: {type(exc).__name__}") from None
 
@@ -203,9 +231,17 @@ def _name_at(data: bytes, offset: int) -> tuple[bytes, int]:
     return name, after if after >= 0 else offset
 
 
-def _read_noerror(
-    data: bytes, offset: int, ancount: int, nscount: int, flags: int, question: Question
-) -> Reading:
+def _read_sections(
+    data: bytes,
+    offset: int,
+    ancount: int,
+    nscount: int,
+    arcount: int,
+    flags: int,
+    question: Question,
+) -> Reading | _Unread:
+    """Read the answer, authority and additional sections of a reply whose header and question
+    were read; the rcode is NOERROR, NXDOMAIN, SERVFAIL or REFUSED."""
     size = len(data)
     records: dict[bytes, list[bytes]] = {}
     cnames: dict[bytes, bytes] = {}
@@ -233,32 +269,139 @@ def _read_noerror(
                     raise MalformedReply("CNAME runs past its data")
                 cnames.setdefault(owner, target)
         offset = rdata_end
-    name = qwire
-    seen = {name}
-    for _ in range(_MAX_CHAIN):
-        found = records.get(name)
-        if found:
-            family = socket.AF_INET if question.rdtype == A else socket.AF_INET6
-            return Reading(_OK, tuple(sorted({socket.inet_ntop(family, r) for r in found})))
-        alias = cnames.get(name)
-        if alias is None:
-            break
-        if alias in seen:
-            return _CNAME_LOOP
-        seen.add(alias)
-        name = alias
-    if ancount == 0 and not flags & _FLAG_AA and nscount:
-        kinds = set()
-        for _ in range(nscount):
-            _, offset = _name_at(data, offset)
-            rtype, _, _, rdlength = _RR.unpack_from(data, offset)
-            offset += 10 + rdlength
-            if offset > size:
+    found = None
+    chain: list[bytes] | None = None
+    looped = False
+    if records or cnames:
+        name = qwire
+        seen = {name}
+        for _ in range(_MAX_CHAIN):
+            found = records.get(name)
+            if found:
+                break
+            alias = cnames.get(name)
+            if alias is None:
+                break
+            if alias in seen:
+                looped = True
+                break
+            seen.add(alias)
+            if chain is None:
+                chain = []
+            chain.append(alias)
+            name = alias
+    soa: bytes | None = None
+    ns = False
+    for _ in range(nscount):
+        owner, offset = _name_at(data, offset)
+        rtype, _, _, rdlength = _RR.unpack_from(data, offset)
+        offset += 10 + rdlength
+        if offset > size:
+            raise MalformedReply("record data runs past the end")
+        if rtype == SOA:
+            if soa is None:
+                soa = owner
+        elif rtype == NS:
+            ns = True
+    authority_soa = soa is not None
+    ede: tuple[tuple[int, str], ...] = ()
+    if arcount:
+        if (
+            arcount == 1
+            and data[offset] == 0
+            and data[offset + 1] == 0
+            and data[offset + 2] == _OPT
+            and data[offset + 9] == 0
+            and data[offset + 10] == 0
+        ):
+            # One OPT record without options: the usual additional section, read at a glance.
+            if data[offset + 5]:
+                return UNREAD  # an extended rcode (BADVERS...): dnspython names it
+            if offset + 11 > size:
                 raise MalformedReply("record data runs past the end")
-            kinds.add(rtype)
-        if NS in kinds and SOA not in kinds:
+        else:
+            ede, extra_soa, extended = _read_additional(data, offset, arcount)
+            if extended:
+                return UNREAD
+            if soa is None:
+                soa = extra_soa
+    aa = bool(flags & _FLAG_AA)
+    if chain is None and soa is None and not ede:
+        evidence = AA_ONLY if aa else NO_EVIDENCE
+    else:
+        evidence = Evidence(
+            ede,
+            tuple(_name_text(n) for n in chain) if chain else (),
+            None if soa is None else _name_text(soa),
+            aa,
+        )
+    rcode = flags & 0xF
+    if rcode:
+        if evidence is NO_EVIDENCE:
+            return _FAILED_READING[rcode]
+        return Reading(_FAILED[rcode], (), None, False, evidence)
+    if found:
+        family = socket.AF_INET if question.rdtype == A else socket.AF_INET6
+        answers = tuple(sorted({socket.inet_ntop(family, r) for r in found}))
+        return Reading(_OK, answers, None, False, evidence)
+    if looped:
+        return Reading(_ERROR, (), "CNAME loop", False, evidence)
+    if ancount == 0 and not aa and ns and not authority_soa:
+        if evidence is NO_EVIDENCE:
             return _REFERRAL
-    return _NODATA
+        return Reading(_REFERRAL_STATUS, evidence=evidence)
+    return _NODATA if evidence is NO_EVIDENCE else Reading(_NODATA_STATUS, evidence=evidence)
+
+
+def _read_additional(
+    data: bytes, offset: int, count: int
+) -> tuple[tuple[tuple[int, str], ...], bytes | None, bool]:
+    """Return the additional section's Extended DNS Errors, the owner of an SOA in it, and
+    whether the OPT record carries an extended rcode."""
+    size = len(data)
+    ede: list[tuple[int, str]] = []
+    soa: bytes | None = None
+    extended = False
+    for _ in range(count):
+        owner, offset = _name_at(data, offset)
+        rtype, _, ttl, rdlength = _RR.unpack_from(data, offset)
+        offset += 10
+        end = offset + rdlength
+        if end > size:
+            raise MalformedReply("record data runs past the end")
+        if rtype == _OPT:
+            extended = extended or bool(ttl >> 24)
+            while offset + 4 <= end:
+                code, length = _OPTION.unpack_from(data, offset)
+                offset += 4
+                if offset + length > end:
+                    raise MalformedReply("EDNS option runs past its record")
+                if code == _EDE_OPTION and length >= 2 and len(ede) < MAX_EDE:
+                    info = (data[offset] << 8) | data[offset + 1]
+                    raw = data[offset + 2 : offset + length]
+                    if raw[-1:] == b"\0":  # the text may end in a NUL (RFC 8914)
+                        raw = raw[:-1]
+                    ede.append((info, raw.decode("utf-8", "replace")[:MAX_EDE_TEXT]))
+                offset += length
+            if offset != end:
+                raise MalformedReply("EDNS option runs past its record")
+        elif rtype == SOA and soa is None:
+            soa = owner
+        offset = end
+    return tuple(ede), soa, extended
+
+
+def _name_text(wire: bytes) -> str:
+    """Return a name in uncompressed wire form as text, without the final dot ("." for the
+    root); bytes that are not letters, digits or hyphens are escaped as dnspython does."""
+    if wire == b"\0":
+        return "."
+    labels = []
+    i = 0
+    while wire[i]:
+        labels.append(wire[i + 1 : i + 1 + wire[i]])
+        i += 1 + wire[i]
+    return _dns_name_text(dns.name.Name([*labels, b""]))
 
 
 def read_with_dnspython(data: bytes, question: Question) -> Reading | None:
@@ -280,9 +423,48 @@ def read_with_dnspython(data: bytes, question: Question) -> Reading | None:
         return _TRUNCATED
     try:
         status, answers, detail = classify(reply, qname, question.rdtype)
+        evidence = evidence_of(reply, qname, question.rdtype)
     except dns.exception.DNSException as exc:
         raise MalformedReply(type(exc).__name__) from None
-    return Reading(status, answers, detail)
+    return Reading(status, answers, detail, False, evidence)
+
+
+def evidence_of(reply: dns.message.Message, qname: dns.name.Name, rdtype: int) -> Evidence:
+    """Return the evidence of a reply already matched to its question, as the fast reader
+    reads it."""
+    ede = tuple(
+        (int(e.code), (e.text or "")[:MAX_EDE_TEXT]) for e in reply.extended_errors()[:MAX_EDE]
+    )
+    chain: list[dns.name.Name] = []
+    name = qname
+    seen = {name}
+    for _ in range(_MAX_CHAIN):
+        if reply.get_rrset(
+            reply.answer, name, dns.rdataclass.IN, dns.rdatatype.RdataType.make(rdtype)
+        ):
+            break
+        cname = reply.get_rrset(reply.answer, name, dns.rdataclass.IN, dns.rdatatype.CNAME)
+        if not cname or rdtype == dns.rdatatype.CNAME or cname[0].target in seen:
+            break
+        name = cname[0].target
+        seen.add(name)
+        chain.append(name)
+    soa = next((r.name for r in reply.authority if r.rdtype == dns.rdatatype.SOA), None)
+    if soa is None:
+        soa = next((r.name for r in reply.additional if r.rdtype == dns.rdatatype.SOA), None)
+    aa = bool(reply.flags & dns.flags.AA)
+    if not (ede or chain or soa is not None):
+        return AA_ONLY if aa else NO_EVIDENCE
+    return Evidence(
+        ede,
+        tuple(_dns_name_text(n) for n in chain),
+        None if soa is None else _dns_name_text(soa),
+        aa,
+    )
+
+
+def _dns_name_text(name: dns.name.Name) -> str:
+    return "." if name == dns.name.root else str(name.to_text(omit_final_dot=True)).lower()
 
 
 def classify(
