@@ -52,6 +52,10 @@ all      a name in no zone             NXDOMAIN  -                     -   "." [
     zone the name would be in.
 [10] Not after 25 s either (measured by hand; the tests wait 1.5 s): no SERVFAIL, no REFUSED.
 
+tests/test_censored.py adds, through the monitor: PowerDNS gives each policy zone its own EDE
+(16, 17 and 18 as 15 above), with any text as it was given, control characters and all;
+dnsmasq answers REFUSED once 150 forwarded queries are in flight (its dns-forward-max).
+
 The UDP-only relay (udp_only): UDP gets the upstream's answers, losing loss_share of the queries
 and of the replies (seeded); TCP "refuse": ECONNREFUSED at once; TCP "drop": the SYN is never
 answered, connecting times out. dead_server(): UDP queries vanish, TCP is refused.
@@ -75,6 +79,7 @@ import re
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from faultproxy import FaultProxy, TcpMode, loss
@@ -190,6 +195,28 @@ def rpz_zone(origin: str, policy: Mapping[str, str | Sequence[str]]) -> str:
         for action in [actions] if isinstance(actions, str) else actions:
             lines.append(f"{name}{origin} {action}")
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class PolicyZone:
+    """A response policy zone for start_pdns_recursor: its origin (absolute), its rules (see
+    rpz_zone) and the Extended DNS Error (code, text) added to what it rewrites, if any."""
+
+    origin: str
+    policy: Mapping[str, str | Sequence[str]]
+    ede: tuple[int, str] | None = None
+
+
+def lua_string(text: str) -> str:
+    """Return a Lua string literal of text: printable ASCII as it is, every other byte of its
+    UTF-8 (and quotes and backslashes) as a three-digit decimal escape, which every Lua reads."""
+    out = []
+    for byte in text.encode("utf-8"):
+        if 0x20 <= byte < 0x7F and byte not in b'"\\':
+            out.append(chr(byte))
+        else:
+            out.append(f"\\{byte:03d}")
+    return '"' + "".join(out) + '"'
 
 
 # ------------------------------------------------------------------------------ the servers
@@ -333,11 +360,13 @@ def start_pdns_recursor(
     *,
     zone: str = POLICY_ZONE,
     ede: tuple[int, str] | None = None,
+    more_zones: Sequence[PolicyZone] = (),
     start_timeout: float = 30.0,
 ) -> Endpoint:
     """Start the PowerDNS Recursor forwarding to upstream with policy as a response policy
     zone (see rpz_zone) loaded by rpzFile; ede is the Extended DNS Error (code, text) it adds
-    to every answer the zone rewrites. Return it once it answers.
+    to every answer the zone rewrites (the text may hold any character: it goes to Lua
+    escaped). more_zones are loaded after it, each with its own EDE. Return it once it answers.
 
     It listens on a new 127.0.0.x, with its files in lab's directory name, and runs as the
     user pdns when started as root. Raises MissingBinaryError, or LabError with its output.
@@ -348,17 +377,20 @@ def start_pdns_recursor(
     run_as = _run_as("pdns_recursor")
     directory = lab.server_dir(name, owner=run_as and run_as[0])
     address = next_address()
-    (directory / "rpz.zone").write_text(rpz_zone(zone, policy))
-    options = [f'policyName = "{zone.rstrip(".")}"']
-    if ede is not None:
-        code, text = ede
-        options += [
-            f"extendedErrorCode = {int(code)}",
-            f'extendedErrorExtra = "{_check_text(text)}"',
-        ]
-    (directory / "rpz.lua").write_text(
-        f'rpzFile("{directory / "rpz.zone"}", {{ {", ".join(options)} }})\n'
-    )
+    loads = []
+    zones = [PolicyZone(zone, policy, ede), *more_zones]
+    for n, each in enumerate(zones):
+        path = directory / ("rpz.zone" if n == 0 else f"rpz-{n}.zone")
+        path.write_text(rpz_zone(each.origin, each.policy))
+        options = [f"policyName = {lua_string(each.origin.rstrip('.'))}"]
+        if each.ede is not None:
+            code, text = each.ede
+            options += [
+                f"extendedErrorCode = {int(code)}",
+                f"extendedErrorExtra = {lua_string(text)}",
+            ]
+        loads.append(f'rpzFile("{path}", {{ {", ".join(options)} }})\n')
+    (directory / "rpz.lua").write_text("".join(loads))
 
     def configure(port: int) -> list[str]:
         lines = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import ssl
 import struct
@@ -74,8 +75,13 @@ class StreamClient:
                 )
             except TimeoutError:
                 raise Timeout() from None
-            except (OSError, ssl.SSLError) as exc:
+            except ssl.SSLError as exc:
                 raise Failure(f"connection failed: {exc.strerror or exc}") from None
+            except OSError as exc:
+                # asyncio words every failed connect "Connect call failed (address)": say what
+                # the errno says ("Connection refused"), which a canary's TCP health reads.
+                reason = os.strerror(exc.errno) if exc.errno else exc.strerror or exc
+                raise Failure(f"connection failed: {reason}") from None
             self._writer = writer
             self._reader_task = asyncio.create_task(self._read(reader, writer))
             return writer
