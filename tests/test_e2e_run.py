@@ -34,6 +34,8 @@ VANTAGE = "lab"
 SNAP = f"snapshots/{VANTAGE}"
 
 KREMLIN = "xn--e1ajeds9e.xn--p1ai"  # кремль.рф
+# Its line ends with the name as people read it.
+KREMLIN_NOTE = "  # кремль.рф"
 RECORDS = [
     "example.com. 300 IN A 93.184.216.10",
     "youtube.com. 300 IN A 93.184.216.11",
@@ -59,7 +61,7 @@ def day1_domains(day: str = DAY1) -> str:
         f"dw.com: {{verdict: present, since: {day}, {ALL_OK}}}\n"
         f"gone.example: {{verdict: gone, since: {day}, {GONE}}}\n"
         f"www.vk.com: {{verdict: present, since: {day}, {ALL_OK}}}\n"
-        f"{KREMLIN}: {{verdict: present, since: {day}, {ALL_OK}}}\n"
+        f"{KREMLIN}: {{verdict: present, since: {day}, {ALL_OK}}}{KREMLIN_NOTE}\n"
         f"youtube.com: {{verdict: present, since: {day}, {ALL_OK}}}\n"
     )
 
@@ -500,8 +502,8 @@ def test_a_second_run_on_the_same_date_replaces_that_days_commit(
         f"Monitor-Date: {DAY2}\nMonitor-Vantage: lab"
     )
     assert changed_lines(repo, "HEAD", f"{SNAP}/domains.yaml") == [
-        f"-{KREMLIN}: {{verdict: present, since: {DAY1}, {ALL_OK}}}",
-        f"+{KREMLIN}: {{verdict: missing, since: {DAY2}, {DELETED}}}",
+        f"-{KREMLIN}: {{verdict: present, since: {DAY1}, {ALL_OK}}}{KREMLIN_NOTE}",
+        f"+{KREMLIN}: {{verdict: missing, since: {DAY2}, {DELETED}}}{KREMLIN_NOTE}",
     ]
     assert git(repo, "reflog", "--format=%H").splitlines()[1] == replaced
 
