@@ -18,6 +18,7 @@ from monitor import __version__, gitstore
 from monitor.config import Config, WatchedName, load_config
 from monitor.demo import demo, refuse_unsafe
 from monitor.errors import MonitorError, UsageError
+from monitor.escape import escape_json
 from monitor.export import export_sqlite
 from monitor.files import file_error
 from monitor.history import diff as diff_revisions
@@ -84,7 +85,8 @@ def _progress_on_terminal() -> Callable[[Progress], None] | None:
 
 
 def _echo_json(doc: Any) -> None:
-    click.echo(json.dumps(doc, ensure_ascii=False, indent=1))
+    # Unicode stays readable (кремль.рф); what could steer a terminal is escaped.
+    click.echo(escape_json(json.dumps(doc, ensure_ascii=False, indent=1)))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -36,3 +36,26 @@ def escape_markdown(text: str) -> str:
 def escape_html(text: str) -> str:
     """Return ``text`` safe inside HTML or XML, attributes included."""
     return html.escape(escape_text(text), quote=True)
+
+
+_INVISIBLE = frozenset(("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"))
+
+
+def escape_json(text: str) -> str:
+    """Return JSON text with every control, format (bidi) or line-separator character written
+    as a \\uXXXX escape: the same document to a parser, and harmless on a terminal."""
+    if text.isascii():
+        return text  # json.dumps escaped the ASCII controls already
+    out = []
+    for ch in text:
+        if ord(ch) > 0x7E and unicodedata.category(ch) in _INVISIBLE:
+            code = ord(ch)
+            if code > 0xFFFF:  # a surrogate pair, as JSON writes it
+                code -= 0x10000
+                out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+            else:
+                out.append(f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+

@@ -246,12 +246,19 @@ async def _measure(
                 [domains[i] for i in doubtful],
                 suspicion=suspicion,
                 rewrites=rewrites,
+                detail=detail,
                 keep=True,
             )
             await _confirm_round(engine, config, up, over_tcp, again)
             for position, i in enumerate(doubtful):
-                if _round_says(again, position, tally, i, panel, config) != verdicts[i]:
-                    verdicts[i] = Verdict.UNSTABLE
+                # Only an answer contradicts: a resolver that gave none before (every
+                # attempt lost, say) and answers now gives its first answer, which stands.
+                for r in up:
+                    if again.answered(r.name, position) and not tally.answered(r.name, i):
+                        tally.adopt(i, again, position, r.name)
+                standing = judge_at(tally, i)
+                said = _round_says(again, position, tally, i, panel, config)
+                verdicts[i] = standing if said == standing else Verdict.UNSTABLE
             doubtful = [i for i in doubtful if verdicts[i] is not Verdict.UNSTABLE]
 
         order = tuple(r.name for r in config.resolvers)

@@ -188,6 +188,33 @@ class Tally:
         theirs = [self.answers_of(c, position) for c in controls if c in codes]
         return set(apart_from(labelled_nationals, theirs))
 
+    def answered(self, resolver: str, position: int) -> bool:
+        """Return whether a resolver gave an answer about one domain: asked, and not timed out
+        or failed for every type (a refusal is an answer)."""
+        start = position * self.width
+        codes = self.codes[resolver][start : start + self.width]
+        return codes[0] != NOT_ASKED and not all(c & STATUS_MASK in NO_ANSWER for c in codes)
+
+    def adopt(self, position: int, other: Tally, there: int, resolver: str) -> None:
+        """Take what ``resolver`` said about one domain in ``other`` (at ``there``) as what it
+        said here: its first answer, when it gave none in this pass."""
+        width = self.width
+        start, source = position * width, there * width
+        self.codes[resolver][start : start + width] = other.codes[resolver][source : source + width]
+        for column in range(width):
+            ede = other.errors.get((resolver, source + column))
+            if ede is not None:
+                self.errors[(resolver, start + column)] = ede
+            addresses = other.answers.get((resolver, source + column))
+            if addresses is not None:
+                self.answers[(resolver, start + column)] = addresses
+        if resolver in other.noted.get(there, ()):
+            self.noted.setdefault(position, set()).add(resolver)
+        if self.detail is not None and other.detail is not None:
+            said = other.detail.get(there, {}).get(resolver)
+            if said is not None:
+                self.detail.setdefault(position, {})[resolver] = list(said)
+
     def forget(self, resolver: str) -> None:
         """Leave a resolver's answers out, as if it had not been asked."""
         codes = self.codes[resolver]

@@ -19,6 +19,7 @@ import re
 import struct
 import subprocess
 import sys
+import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ from hypothesis import strategies as st
 from monitor.changes import Event, advance, commit_message
 from monitor.config import WatchedName, load_config_text
 from monitor.errors import ConfigError, SnapshotError
+from monitor.escape import escape_json
 from monitor.feed import entries_for, parse_feed, render_feed
 from monitor.history import DomainHistory, Period
 from monitor.lab import Lab, Reply, Request, Responder, World, encode
@@ -583,3 +585,15 @@ def test_mutated_replies_through_the_engine_give_valid_observations(
 ) -> None:
     fuzzer.payload, fuzzer.mutations, fuzzer.genuine_after = [], mutations, False
     assert_valid(fuzzer.ask(transport))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text())
+def test_a_json_document_never_carries_a_character_that_steers_a_terminal(text: str) -> None:
+    doc = {"domains": [{"ede": [{"code": 15, "text": text}], "cname": [text]}]}
+    printed = escape_json(json.dumps(doc, ensure_ascii=False, indent=1))
+    assert json.loads(printed) == doc  # the same document to a parser
+    shown = {unicodedata.category(ch) for ch in printed if ord(ch) > 0x7E}
+    assert not shown & {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
+    # readable Unicode stays as it is
+    assert escape_json('"кремль.рф"') == '"кремль.рф"'

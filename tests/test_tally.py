@@ -187,3 +187,33 @@ def test_in_a_confirmation_round_only_an_answer_contradicts(
         aaaa = "nodata" if status == "ok" else status
         again.sink(1, said(name, "a.example", "AAAA", aaaa))
     assert _round_says(again, 0, before, 0, PANEL, config) is Verdict(verdict)
+
+
+def test_a_first_answer_in_a_confirmation_round_stands(config: Config) -> None:
+    """Every attempt of the main pass lost: the name looked failing. The round's answers are
+    the first these resolvers gave: they stand, and the name is missing, not unstable."""
+    before = tally(config, keep=True, detail=True)
+    for name in ("nat-a", "nat-b"):
+        feed(
+            before,
+            said(name, "a.example", "A", "timeout"),
+            said(name, "a.example", "AAAA", "timeout"),
+        )
+    feed(
+        before,
+        said("ctl-a", "a.example", "A", "ok", "93.184.216.34"),
+        said("ctl-a", "a.example", "AAAA", "nodata"),
+    )
+    assert not before.answered("nat-a", 0) and before.answered("ctl-a", 0)
+    again = Tally(config, ["a.example"], suspicion=Suspicion(), rewrites={}, keep=True, detail=True)
+    for name in ("nat-a", "nat-b"):
+        again.sink(0, said(name, "a.example", "A", "nxdomain", ede=((15, "blocked"),)))
+        again.sink(1, said(name, "a.example", "AAAA", "nxdomain"))
+    before.adopt(0, again, 0, "nat-a")
+    assert before.codes_of(0)["nat-a"] == again.codes_of(0)["nat-a"]
+    assert before.errors_of(0) == {"nat-a": ((15, "blocked"),)}
+    assert [o.status for o in before.observations_of(0)["nat-a"]] == ["nxdomain", "nxdomain"]
+    assert before.answered("nat-a", 0)
+    # with both adopted, the round agrees with what stands
+    before.adopt(0, again, 0, "nat-b")
+    assert _round_says(again, 0, before, 0, PANEL, config) is Verdict.MISSING
