@@ -771,7 +771,8 @@ HOSTILE_VERDICT = '"><svg onload=alert(1)>'
 HOSTILE_RESOLVER = "<i>r</i>"
 EVIL_STATUS = "nxdomain\x1b[2J\n<b>bold</b>"
 EVIL_LABEL = "\u202e<b>label</b>\nsecond line"
-HOSTILE_NAMES = (HOSTILE, ANSI_NAME, BIDI_NAME, NEWLINE_NAME)
+LONG_NAME = ".".join(["x" * 63] * 3) + ".example"  # no space to break a line at
+HOSTILE_NAMES = (HOSTILE, ANSI_NAME, BIDI_NAME, NEWLINE_NAME, LONG_NAME)
 PAGE_TAGS = {
     *("html", "head", "meta", "title", "style", "body", "main", "h1", "h2", "h3", "h4", "p"),
     *("nav", "a", "span", "code", "time", "table", "thead", "tbody", "tr", "th", "td", "dl"),
@@ -800,6 +801,7 @@ def hostile_values_repo(root: Path) -> list[str]:
                 Entry(ANSI_NAME, HOSTILE_VERDICT, "2026-02-10", bad),
                 Entry(BIDI_NAME, "tampered", "2026-02-10", bad),
                 Entry(NEWLINE_NAME, "present", "2026-02-09", ok, HOSTILE_VERDICT),
+                Entry(LONG_NAME, "missing", "2026-02-10", bad),
             ],
         ),
     ]
@@ -845,7 +847,7 @@ def test_hostile_names_labels_resolvers_statuses_and_verdicts_stay_text(tmp_path
         assert unquote(anchor.partition("/")[2]) == raw
         assert re.fullmatch(r"lab/[A-Za-z0-9_.~%-]+", anchor), anchor
         assert views[anchor].find("a").attrs["href"] == "#" + anchor
-    assert len(views) == 4
+    assert len(views) == len(HOSTILE_NAMES)
 
 
 def test_commit_links_come_from_the_origin_remote(tmp_path: Path) -> None:

@@ -461,5 +461,7 @@ def test_hostile_strings_stay_text_in_the_browser(
         page.evaluate("a => { location.hash = '#' + a; }", anchor)
         heading = page.evaluate("document.querySelector(':target h4 span').textContent")
         assert heading == escape_text(raw)
-    assert sideways(seen)["page"] <= PHONE
+    for width in WIDTHS:  # a 200-character name without a space still wraps
+        found = sideways(visit(built.index, width))
+        assert found["page"] <= width and found["scrollers"] == found["outside"] == [], found
     assert serious(seen.axe()) == []
