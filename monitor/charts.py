@@ -1,7 +1,9 @@
-"""The report's SVG: stacked charts of the counts per run, and a timeline strip per name.
+"""The report's charts as geometry: stacked counts per run, a timeline strip per name, time axes.
 
-Both share one calendar scale (``Scale``), so a day sits at one x in every chart and strip of a
-vantage point's section; every string in them is escaped.
+Pure data for the templates to draw (``templates/macros.html.j2``): nothing here writes markup.
+Every chart and strip of a vantage point's section shares one calendar ``Scale`` onto
+``PLOT_W`` user units, which the page stretches to the width of the screen, so a day sits at
+one x in every chart and strip.
 """
 
 from __future__ import annotations
@@ -10,32 +12,33 @@ import datetime
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
-from monitor.escape import escape_html as _e
 from monitor.history import DomainHistory, Period, Run
 from monitor.vocabulary import WORST_FIRST, Verdict
 
+# One colour per verdict, for the charts, the strips and the badges. Present is pale, so that
+# every other verdict stands out from it by lightness as well as by hue (3:1 or more, WCAG's
+# contrast for graphics); a badge's text is dark or white, whichever contrasts more (see ink).
 COLOURS: dict[str, str] = {
-    Verdict.PRESENT: "#43a047",
-    Verdict.MISSING: "#d32f2f",
-    Verdict.FAILING: "#ef6c00",
-    Verdict.TAMPERED: "#8e24aa",
-    Verdict.PARTIAL: "#f9a825",
-    Verdict.NATIONAL_ONLY: "#1e88e5",
-    Verdict.GONE: "#546e7a",
-    Verdict.UNSTABLE: "#9e9e9e",
-    Verdict.INCONCLUSIVE: "#d7ccc8",
+    Verdict.PRESENT: "#c8e6c9",
+    Verdict.MISSING: "#c62828",
+    Verdict.FAILING: "#b45309",
+    Verdict.TAMPERED: "#6a1b9a",
+    Verdict.PARTIAL: "#ad1457",
+    Verdict.NATIONAL_ONLY: "#1565c0",
+    Verdict.GONE: "#455a64",
+    Verdict.UNSTABLE: "#757575",
+    Verdict.INCONCLUSIVE: "#8d6e63",
 }
-OTHER_COLOUR = "#212121"
-_UNWATCHED = "#e8eaed"
+OTHER_COLOUR = "#212121"  # a verdict this version does not know (a hand edit, a newer tool)
+UNWATCHED_COLOUR = "#ffffff"  # a strip is blank where the name was not on the watchlist
+DARK_INK = "#1b1b1b"
+LIGHT_INK = "#ffffff"
 
-# Geometry shared by the charts and the timeline strips, so that a day sits at one x in both.
-_NAME_W = 200
-PLOT_W = 680
-_STRIP_H = 14
-_CHART_H = 150
-_CHART_TOP = 8
-_AXIS_H = 20
+PLOT_W = 1000.0  # the user units of a plot's width; the page scales them to the screen
+CHART_H = 150  # the height of a chart's plot, in pixels (and user units)
+STRIP_H = 14
 
 
 def order(verdict: str) -> tuple[int, str]:
@@ -51,21 +54,57 @@ def colour(verdict: str) -> str:
     return COLOURS.get(verdict, OTHER_COLOUR)
 
 
+def _luminance(rgb: str) -> float:
+    def channel(hex2: str) -> float:
+        c = int(hex2, 16) / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(rgb[i : i + 2]) for i in (1, 3, 5))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: str, b: str) -> float:
+    """Return the WCAG 2.1 contrast ratio of two ``#rrggbb`` colours (1 to 21)."""
+    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def ink(fill: str) -> str:
+    """Return the text colour for a badge on ``fill``: white or near-black, whichever
+    contrasts more."""
+    return LIGHT_INK if contrast(fill, LIGHT_INK) >= contrast(fill, DARK_INK) else DARK_INK
+
+
 def number(n: int) -> str:
     """Return a count as people read it: 12,345."""
     return f"{n:,}"
 
 
+def coord(value: float) -> str:
+    """Return a coordinate for SVG: at most two decimals, no trailing zeros."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+@dataclass(frozen=True)
+class Tick:
+    """A label on a time axis, at ``x`` percent of the plot's width."""
+
+    x: float
+    label: str
+    anchor: Literal["start", "middle", "end"]
+    minor: bool  # left out at phone width, where every label would not fit
+
+
 @dataclass(frozen=True)
 class Scale:
-    """Calendar days from the first run to the day after the last, onto ``width`` pixels."""
+    """Calendar days from the first run to the day after the last, onto ``width`` user units."""
 
     first: datetime.date
     days: int
-    width: float
+    width: float = PLOT_W
 
     @classmethod
-    def of(cls, dates: Sequence[str], width: float) -> Scale:
+    def of(cls, dates: Sequence[str], width: float = PLOT_W) -> Scale:
         first = datetime.date.fromisoformat(dates[0])
         last = datetime.date.fromisoformat(dates[-1])
         return cls(first, max(1, (last - first).days + 1), width)
@@ -74,32 +113,59 @@ class Scale:
         day = datetime.date.fromisoformat(date) if isinstance(date, str) else date
         return min(max((day - self.first).days / self.days, 0.0), 1.0) * self.width
 
-    def ticks(self) -> list[tuple[float, str]]:
-        """Tick positions and labels: days for a short span, else months or years."""
+    def ticks(self) -> list[Tick]:
+        """The axis labels: days for a short span, else months or years. Every label carries
+        its year: a day's label is the whole date where the year is first seen or changes,
+        else MM-DD; a month's is YYYY-MM."""
         end = self.first + datetime.timedelta(days=self.days)
+        days: list[datetime.date] = []
         if self.days <= 45:
             step = max(1, math.ceil(self.days / 8))
-            return [
-                (self.x(day), day.isoformat()[5:])
-                for n in range(0, self.days, step)
-                for day in [self.first + datetime.timedelta(days=n)]
-            ]
-        months = self.days / 30.4
-        step = next((s for s in (1, 2, 3, 6, 12, 24, 60) if months / s <= 9), 120)
-        index = self.first.year * 12 + self.first.month  # the month after the first day's
-        index += -index % step
-        ticks: list[tuple[float, str]] = []
-        while True:
-            day = datetime.date(index // 12, index % 12 + 1, 1)
-            if day >= end:
-                return ticks
-            label = str(day.year) if step >= 12 else day.isoformat()[:7]
-            ticks.append((self.x(day), label))
-            index += step
+            days = [self.first + datetime.timedelta(days=n) for n in range(0, self.days, step)]
+            labels, year = [], 0
+            for day in days:
+                labels.append(day.isoformat() if day.year != year else day.isoformat()[5:])
+                year = day.year
+        else:
+            months = self.days / 30.4
+            step = next((s for s in (1, 2, 3, 6, 12, 24, 60) if months / s <= 9), 120)
+            index = self.first.year * 12 + self.first.month  # the month after the first day's
+            index += -index % step
+            while (day := datetime.date(index // 12, index % 12 + 1, 1)) < end:
+                days.append(day)
+                index += step
+            labels = [str(d.year) if step >= 12 else d.isoformat()[:7] for d in days]
+        ticks = []
+        for n, (day, label) in enumerate(zip(days, labels, strict=True)):
+            x = self.x(day) / self.width * 100
+            edge = 12 if len(label) > 7 else 6  # a label that centred there would stick out
+            anchor: Literal["start", "middle", "end"] = (
+                "start" if x < edge else "end" if x > 100 - edge else "middle"
+            )
+            # At phone width every other label, and never the first (it names the year).
+            ticks.append(Tick(x, label, anchor, minor=len(days) > 4 and n % 2 == 1))
+        return ticks
 
 
-def _f(value: float) -> str:
-    return f"{value:.1f}".rstrip("0").rstrip(".")
+def _band(
+    x0: Sequence[float], x1: Sequence[float], lower: Sequence[float], upper: Sequence[float]
+) -> str:
+    """An SVG path of a stepped band between two y series (one step per run)."""
+    n = len(x0)
+    d = [f"M{coord(x0[0])},{coord(upper[0])}"]
+    for i in range(n):
+        if i == n - 1 or upper[i + 1] != upper[i]:
+            d.append(f"H{coord(x1[i])}")
+            if i < n - 1:
+                d.append(f"V{coord(upper[i + 1])}")
+    d.append(f"V{coord(lower[n - 1])}")
+    for i in range(n - 1, -1, -1):
+        if i == 0 or lower[i - 1] != lower[i]:
+            d.append(f"H{coord(x0[i])}")
+            if i > 0:
+                d.append(f"V{coord(lower[i - 1])}")
+    d.append("Z")
+    return "".join(d)
 
 
 def _nice(top: int) -> int:
@@ -111,28 +177,8 @@ def _nice(top: int) -> int:
     return next(math.ceil(m * power) for m in steps if m * power >= top)
 
 
-def _band(
-    x0: Sequence[float], x1: Sequence[float], lower: Sequence[float], upper: Sequence[float]
-) -> str:
-    """An SVG path of a stepped band between two y series (one step per run)."""
-    n = len(x0)
-    d = [f"M{_f(x0[0])},{_f(upper[0])}"]
-    for i in range(n):
-        if i == n - 1 or upper[i + 1] != upper[i]:
-            d.append(f"H{_f(x1[i])}")
-            if i < n - 1:
-                d.append(f"V{_f(upper[i + 1])}")
-    d.append(f"V{_f(lower[n - 1])}")
-    for i in range(n - 1, -1, -1):
-        if i == 0 or lower[i - 1] != lower[i]:
-            d.append(f"H{_f(x0[i])}")
-            if i > 0:
-                d.append(f"V{_f(lower[i - 1])}")
-    d.append("Z")
-    return "".join(d)
-
-
 def layers(runs: Sequence[Run], only_flagged: bool) -> list[str]:
+    """Return the verdicts a chart stacks, worst (bottom) first."""
     seen: set[str] = set()
     for run in runs:
         seen.update(run.counts)
@@ -141,85 +187,93 @@ def layers(runs: Sequence[Run], only_flagged: bool) -> list[str]:
     return sorted(seen, key=order)
 
 
-def chart(runs: Sequence[Run], scale: Scale, layers: Sequence[str], caption: str) -> str:
-    """A stacked step chart of the counts of ``layers``, one step per run, with a legend on the
-    left and a tooltip over each stretch of runs whose counts did not change."""
-    left, top, height = _NAME_W, _CHART_TOP, _CHART_H
+@dataclass(frozen=True)
+class Band:
+    """One verdict's layer of a stacked chart."""
+
+    verdict: str
+    colour: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """Runs whose counts did not change, with a tooltip of the dates and counts."""
+
+    x: float
+    width: float
+    title: str
+
+
+@dataclass(frozen=True)
+class LegendItem:
+    verdict: str
+    colour: str
+    count: int  # at the latest run
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A stacked step chart of the counts per run, in user units of ``PLOT_W`` x ``CHART_H``."""
+
+    caption: str  # its text alternative
+    latest: str  # the latest run's date, which the legend's counts are of
+    legend: tuple[LegendItem, ...]
+    bands: tuple[Band, ...]
+    gridlines: tuple[tuple[float, str], ...]  # (y, label), top first
+    stretches: tuple[Stretch, ...]
+    ticks: tuple[Tick, ...]
+
+
+def chart(runs: Sequence[Run], scale: Scale, layers: Sequence[str], caption: str) -> Chart:
+    """Return a stacked step chart of the counts of ``layers``, one step per run, with a
+    tooltip over each stretch of runs whose counts did not change."""
     n = len(runs)
-    x0 = [left + scale.x(r.date) for r in runs]
-    x1 = [*x0[1:], left + scale.width]
+    x0 = [scale.x(r.date) for r in runs]
+    x1 = [*x0[1:], scale.width]
     totals = [sum(r.counts.get(v, 0) for v in layers) for r in runs]
     ymax = _nice(max(totals, default=0))
 
     def y(value: float) -> float:
-        return top + height - value / ymax * height
+        return CHART_H - value / ymax * CHART_H
 
-    parts = [
-        f'<svg class="chart" width="{_NAME_W + PLOT_W}" height="{top + height + _AXIS_H}" '
-        f'role="img" aria-label="{_e(caption)}">'
-    ]
-    for value in sorted({0, ymax // 2, ymax} if ymax % 2 == 0 else {0, ymax}):
-        parts.append(
-            f'<line x1="{left}" x2="{left + PLOT_W}" y1="{_f(y(value))}" y2="{_f(y(value))}" '
-            f'stroke="#e0e0e0"/><text x="{left - 6}" y="{_f(y(value) + 4)}" '
-            f'text-anchor="end">{number(value)}</text>'
-        )
-    cumulative = [0] * n
+    values = sorted({0, ymax // 2, ymax} if ymax % 2 == 0 else {0, ymax}, reverse=True)
+    gridlines = tuple((y(v), number(v)) for v in values)
     latest = runs[-1].counts
-    parts.append(
-        f'<text x="0" y="{top + 8}" font-weight="600">latest run ({_e(runs[-1].date)})</text>'
-    )
-    legend_y = top + 26
+    legend, bands = [], []
+    cumulative = [0] * n
     for verdict in layers:
-        values = [r.counts.get(verdict, 0) for r in runs]
-        if not any(values):
+        counts = [r.counts.get(verdict, 0) for r in runs]
+        if not any(counts):
             continue
-        upper = [a + b for a, b in zip(cumulative, values, strict=True)]
+        upper = [a + b for a, b in zip(cumulative, counts, strict=True)]
         path = _band(x0, x1, [y(v) for v in cumulative], [y(v) for v in upper])
-        parts.append(f'<path d="{path}" fill="{colour(verdict)}"/>')
+        bands.append(Band(verdict, colour(verdict), path))
+        legend.append(LegendItem(verdict, colour(verdict), latest.get(verdict, 0)))
         cumulative = upper
-        parts.append(
-            f'<rect x="0" y="{legend_y - 9}" width="10" height="10" fill="{colour(verdict)}"/>'
-            f'<text x="16" y="{legend_y}">{_e(verdict)} {number(latest.get(verdict, 0))}</text>'
-        )
-        legend_y += 16
-    for x, label in scale.ticks():
-        parts.append(
-            f'<line x1="{_f(left + x)}" x2="{_f(left + x)}" y1="{top + height}" '
-            f'y2="{top + height + 4}" stroke="#9e9e9e"/><text x="{_f(left + x)}" '
-            f'y="{top + height + 16}" text-anchor="middle">{label}</text>'
-        )
     # One tooltip per stretch of unchanged counts keeps the page small over years of runs.
+    stretches = []
     start = 0
     for i in range(n):
         if i < n - 1 and runs[i + 1].counts == runs[i].counts:
             continue
         first, last = runs[start].date, runs[i].date
         when = first if start == i else f"{first} – {last} ({i - start + 1} runs)"
-        counts = ", ".join(
-            f"{_e(v)} {number(c)}"
-            for v, c in sorted(runs[i].counts.items(), key=lambda k: order(k[0]))
+        counts_text = ", ".join(
+            f"{v} {number(c)}" for v, c in sorted(runs[i].counts.items(), key=lambda k: order(k[0]))
         )
-        parts.append(
-            f'<rect class="hover" x="{_f(x0[start])}" y="{top}" '
-            f'width="{_f(max(x1[i] - x0[start], 0.5))}" height="{height}" fill="transparent">'
-            f"<title>{_e(when)}: {counts or 'no names'}</title></rect>"
-        )
+        width = max(x1[i] - x0[start], 0.5)
+        stretches.append(Stretch(x0[start], width, f"{when}: {counts_text or 'no names'}"))
         start = i + 1
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def axis(scale: Scale) -> str:
-    parts = [f'<svg width="{PLOT_W}" height="{_AXIS_H}" aria-hidden="true">']
-    for x, label in scale.ticks():
-        anchor = "start" if x < 20 else "end" if x > PLOT_W - 20 else "middle"
-        parts.append(
-            f'<line x1="{_f(x)}" x2="{_f(x)}" y1="{_AXIS_H - 5}" y2="{_AXIS_H}" stroke="#9e9e9e"/>'
-            f'<text x="{_f(x)}" y="{_AXIS_H - 8}" text-anchor="{anchor}">{label}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
+    return Chart(
+        caption,
+        runs[-1].date,
+        tuple(legend),
+        tuple(bands),
+        gridlines,
+        tuple(stretches),
+        tuple(scale.ticks()),
+    )
 
 
 class Steps:
@@ -242,27 +296,52 @@ class Steps:
         return self.dates[i] if i >= 0 else None
 
 
-def _span(x0: float, x1: float, colour: str, title: str) -> str:
-    return (
-        f'<rect x="{_f(x0)}" width="{_f(max(x1 - x0, 0.8))}" height="{_STRIP_H}" '
-        f'fill="{colour}"><title>{_e(title)}</title></rect>'
-    )
+@dataclass(frozen=True)
+class Span:
+    """A stretch of a strip: a period's verdict, or a time off the watchlist."""
+
+    x: float
+    width: float
+    colour: str
+    title: str
 
 
-def strip(h: DomainHistory, steps: Steps, shown: str) -> str:
-    """A name's timeline: present is the background, every other verdict a coloured span (a
-    sub-pixel one still shows), grey where the name was not watched; tooltips give the dates."""
-    parts = [
-        f'<svg width="{PLOT_W}" height="{_STRIP_H}" role="img" aria-label="{_e(shown)}">'
-        f'<rect width="{PLOT_W}" height="{_STRIP_H}" fill="{COLOURS[Verdict.PRESENT]}">'
-        f"<title>{_e(shown)}: present on the runs not marked</title></rect>"
-    ]
-    unwatched = _UNWATCHED
+@dataclass(frozen=True)
+class Strip:
+    """A name's timeline: present is the background, every other verdict a span."""
+
+    label: str  # the text alternative: every period and every time off the watchlist, in words
+    background: str  # present's colour
+    title: str
+    spans: tuple[Span, ...]
+
+
+def when(start: str, to: str | None) -> str:
+    """Return a period's dates in words: "on D", "from D to E", "since D" (still current)."""
+    if to is None:
+        return f"since {start}"
+    return f"on {start}" if start == to else f"from {start} to {to}"
+
+
+def _span(x0: float, x1: float, colour: str, title: str) -> Span:
+    return Span(x0, max(x1 - x0, 1.0), colour, title)  # a one-day span of years still shows
+
+
+def strip(h: DomainHistory, steps: Steps, shown: str) -> Strip:
+    """Return a name's timeline: present is the background, every other verdict a span, blank
+    where the name was not watched; the tooltips give the dates, and the label says it all."""
+    spans: list[Span] = []
+    words: list[str] = []
+
+    def unwatched(x0: float, x1: float, first: str, last: str | None, title: str) -> None:
+        spans.append(_span(x0, x1, UNWATCHED_COLOUR, title))
+        words.append(f"not watched {when(first, last)}" if last else f"not watched from {first}")
+
     first = h.periods[0].start
-    if steps.index.get(first, 0) > 0:
-        parts.append(
-            _span(0, steps.x0[steps.index[first]], unwatched, f"not watched before {first}")
-        )
+    start_index = steps.index.get(first, 0)
+    if start_index > 0:
+        before = steps.before(first) or first
+        unwatched(0, steps.x0[start_index], steps.dates[0], before, f"not watched before {first}")
     previous: Period | None = None
     for period in h.periods:
         if previous is not None and previous.to is not None:
@@ -270,21 +349,26 @@ def strip(h: DomainHistory, steps: Steps, shown: str) -> str:
             if gap_from is not None and gap_from != period.start:
                 x0 = steps.x0[steps.index[gap_from]]
                 x1 = steps.x0[steps.index.get(period.start, len(steps.dates) - 1)]
-                title = f"not watched {gap_from} → {steps.before(period.start)}"
-                parts.append(_span(x0, x1, unwatched, title))
+                gap_to = steps.before(period.start)
+                unwatched(x0, x1, gap_from, gap_to, f"not watched {gap_from} → {gap_to}")
         i = steps.index.get(period.start, 0)
         j = steps.index.get(period.to or "", len(steps.dates) - 1)
+        words.append(f"{period.verdict} {when(period.start, period.to)}")
         if period.verdict != Verdict.PRESENT:
             until = period.to or "now"
-            when = period.start if period.to == period.start else f"{period.start} → {until}"
-            parts.append(
-                _span(steps.x0[i], steps.x1[j], colour(period.verdict), f"{period.verdict} {when}")
+            span = period.start if period.to == period.start else f"{period.start} → {until}"
+            spans.append(
+                _span(steps.x0[i], steps.x1[j], colour(period.verdict), f"{period.verdict} {span}")
             )
         previous = period
     last = h.periods[-1].to
     after = None if last is None else steps.after(last)
     if after is not None:
         x0 = steps.x0[steps.index[after]]
-        parts.append(_span(x0, steps.x1[-1], unwatched, f"not watched from {after}"))
-    parts.append("</svg>")
-    return "".join(parts)
+        unwatched(x0, steps.x1[-1], after, None, f"not watched from {after}")
+    return Strip(
+        f"{shown}: {'; '.join(words)}",
+        COLOURS[Verdict.PRESENT],
+        f"{shown}: present on the runs not marked",
+        tuple(spans),
+    )

@@ -58,4 +58,3 @@ def escape_json(text: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
-

@@ -270,6 +270,60 @@ def _parse_patches(lines: Iterable[str]) -> Iterator[tuple[str, list[str], list[
         yield sha, added, removed
 
 
+@dataclass(frozen=True)
+class LineChange:
+    """A domain line as one dated run's commit wrote it: where it is, and what it said."""
+
+    date: str  # the run's Monitor-Date
+    sha: str
+    path: str  # from the repository's root: snapshots/<vantage>/domains.yaml, or a shard
+    line: int  # 1-based, in that commit's version of ``path``
+    entry: Entry
+
+
+def line_changes(repo: git.Repo, vantage: str, rev: str = "HEAD") -> dict[str, list[LineChange]]:
+    """Return every domain line that a dated run wrote (added or changed), by domain, oldest
+    first: what each resolver said on each change, and the file and line to link to.
+
+    Commits without a Monitor-Date (hand edits) are left out, as :func:`history` leaves them
+    out. Raises RepoError when git fails.
+    """
+    dates = {c.sha: c.date for c in gitstore.vantage_commits(repo, vantage, rev) if c.date}
+    base = f"snapshots/{vantage}"
+    output = gitstore.patches(repo, rev, [f"{base}/{DOMAINS_FILE}", f"{base}/{SHARDS_DIR}"])
+    result: dict[str, list[LineChange]] = {}
+    for sha, path, line, entry in _added_lines(output.splitlines()):
+        date = dates.get(sha)
+        if date is not None:
+            result.setdefault(entry.domain, []).append(LineChange(date, sha, path, line, entry))
+    for changes in result.values():
+        changes.reverse()  # git log lists the newest commit first
+    return result
+
+
+def _added_lines(lines: Iterable[str]) -> Iterator[tuple[str, str, int, Entry]]:
+    """(sha, path, line number, entry) of each domain line added in ``git log -p -U0`` output."""
+    sha, path, number = "", "", 0
+    in_hunk = False
+    for line in lines:
+        if line.startswith("\x00"):
+            sha, in_hunk = line[1:].strip(), False
+        elif line.startswith("diff --git"):
+            in_hunk = False
+        elif not in_hunk and line.startswith("+++ "):
+            path = line[4:].removeprefix("b/")
+        elif line.startswith("@@"):
+            # @@ -a[,b] +c[,d] @@: with -U0, the added lines are c, c+1, ...
+            new = line.split(" ", 3)[2]
+            number = int(new[1:].partition(",")[0])
+            in_hunk = True
+        elif in_hunk and line.startswith("+"):
+            entry = parse_line(line[1:])
+            if entry is not None:
+                yield sha, path, number, entry
+            number += 1
+
+
 # --------------------------------------------------------------------------- resolver health
 
 

@@ -1,55 +1,90 @@
 """Reports: a static HTML page of every vantage point's verdicts over time, read from git history.
 
 The numbers come from :func:`monitor.history.collect` (only the changed lines of the snapshot
-files), so three years of nightly runs over a thousand names build in a few seconds. The page
-loads nothing from the network: styles and script are inline and pinned by a Content Security
-Policy, and every string that came from a snapshot is escaped.
+files), so three years of nightly runs over a thousand names build in a few seconds. This
+module turns them into plain values (``Section``, ``NameView``...) and the Jinja2 templates in
+``monitor/templates/`` turn those into markup, with autoescaping on for everything: a string
+from a snapshot can never become markup. The page loads nothing from the network: styles and
+script are inline and pinned by a Content Security Policy.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import git
+import jinja2
+from markupsafe import Markup
 
 from monitor import __version__, gitstore
 from monitor.changes import Event, display_of, event_counts
 from monitor.charts import (
     COLOURS,
     OTHER_COLOUR,
-    PLOT_W,
+    UNWATCHED_COLOUR,
+    Chart,
     Scale,
     Steps,
-    axis,
+    Strip,
+    Tick,
     chart,
+    coord,
+    ink,
     layers,
     number,
     order,
     strip,
 )
-from monitor.escape import escape_html
+from monitor.escape import escape_text
 from monitor.files import file_error, write_atomically
-from monitor.history import DomainHistory, VantageReport, collect
-from monitor.links import commit_link, resolve_link
+from monitor.history import DomainHistory, LineChange, VantageReport, collect, line_changes
+from monitor.links import resolve_link
+from monitor.snapshot import FEED_FILE, Entry
 from monitor.vocabulary import EventKind, Verdict
 
-__all__ = ["INDEX", "Site", "build_site", "render_html"]
+__all__ = ["EXPORT", "INDEX", "MEANINGS", "Site", "build_site", "name_anchor", "render_html"]
 
 INDEX = "index.html"
-_EVENT_COLOURS: dict[str, str] = {
-    EventKind.DISAPPEARED: "#d32f2f",
-    EventKind.DEGRADED: "#ef6c00",
-    EventKind.RESTORED: "#43a047",
-    EventKind.APPEARED: "#1e88e5",
-    EventKind.GONE: "#546e7a",
-}
-# Light colours get dark text on a badge.
-_DARK_TEXT: frozenset[str] = frozenset({Verdict.PARTIAL, Verdict.UNSTABLE, Verdict.INCONCLUSIVE})
+EXPORT = "history.sqlite"  # the nightly workflow publishes the export beside the page
 _OPEN_DAYS = 10  # event days shown unfolded
+
+# What each verdict means, in the README's words (tests/test_report.py holds them equal).
+MEANINGS: dict[str, str] = {
+    Verdict.PRESENT: "the controls and the national resolvers all find the name.",
+    Verdict.MISSING: "the controls find it, every national resolver that answered says "
+    "NXDOMAIN: it was deleted from the national system.",
+    Verdict.FAILING: "the controls find it, no national resolver gives an answer (SERVFAIL, "
+    "REFUSED, timeouts).",
+    Verdict.TAMPERED: "a national resolver answers with a bogon (private or reserved address) "
+    "or a known block-page address that no control gives.",
+    Verdict.PARTIAL: "the controls find it; some national resolvers do and others say NXDOMAIN.",
+    Verdict.NATIONAL_ONLY: "the controls say NXDOMAIN but the national system has the name.",
+    Verdict.GONE: "nobody has it any more (the domain itself is gone).",
+    Verdict.UNSTABLE: "the controls disagree with each other, or a re-query gave another verdict.",
+    Verdict.INCONCLUSIVE: "too few controls answered (min_controls).",
+}
+# What each event means (DESIGN.md): the move between two conclusive verdicts that raises it.
+EVENT_MEANINGS: dict[str, str] = {
+    EventKind.DISAPPEARED: "into missing.",
+    EventKind.DEGRADED: "into failing, tampered or partial.",
+    EventKind.RESTORED: "from missing, failing, tampered or partial back to present.",
+    EventKind.APPEARED: "into national-only.",
+    EventKind.GONE: "into gone.",
+}
+_EVENT_COLOURS: dict[str, str] = {
+    EventKind.DISAPPEARED: COLOURS[Verdict.MISSING],
+    EventKind.DEGRADED: COLOURS[Verdict.FAILING],
+    EventKind.RESTORED: COLOURS[Verdict.PRESENT],
+    EventKind.APPEARED: COLOURS[Verdict.NATIONAL_ONLY],
+    EventKind.GONE: COLOURS[Verdict.GONE],
+}
 
 
 @dataclass(frozen=True)
@@ -71,18 +106,24 @@ def build_site(
     link: str | None = None,
     labels: Mapping[str, str] | None = None,
     rev: str = "HEAD",
+    now: datetime.datetime | None = None,
 ) -> Site:
     """Write the report to ``out``/index.html (atomically) and return what was written.
 
     ``link`` is the repository's web page for commit links (default: from the origin remote
-    when it is on GitHub); ``labels`` maps A-labels to the watchlist's labels. Raises what
-    :func:`collect` and :func:`resolve_link` raise, and FileError when ``out`` cannot be
-    written.
+    when it is on GitHub); ``labels`` maps A-labels to the watchlist's labels; ``now`` is when
+    the page says it was generated (default: the current time). Raises what :func:`collect`
+    and :func:`resolve_link` raise, and FileError when ``out`` cannot be written.
     """
     base = resolve_link(repo, link)
     reports = collect(repo, vantages, rev)
     head = gitstore.resolve_commit(repo, rev) or ""
-    page = render_html(reports, link=base, labels=labels or {}, head=head)
+    lines = {r.vantage: line_changes(repo, r.vantage, rev) for r in reports}
+    root = Path(repo.working_tree_dir or ".")
+    feeds = {r.vantage: _feed_link(base, r.vantage, root, out) for r in reports}
+    page = render_html(
+        reports, link=base, labels=labels or {}, head=head, lines=lines, feeds=feeds, now=now
+    )
     index = out / INDEX
     try:
         write_atomically(index, page.encode("utf-8"))
@@ -97,120 +138,294 @@ def build_site(
     )
 
 
-# --------------------------------------------------------------------------- HTML
-
-_CSS = """
-:root{--fg:#1b1b1b;--muted:#5f6368;--line:#dadce0;--band:#f1f3f4;--link:#1a5fb4}
-*{box-sizing:border-box}
-body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans",sans-serif;
-color:var(--fg);background:#fff}
-main{max-width:1240px;margin:0 auto;padding:12px 24px 48px}
-h1{font-size:22px;margin:8px 0 2px}
-h2{font-size:19px;margin:28px 0 6px;padding-top:10px;border-top:2px solid var(--line)}
-h3{font-size:15px;margin:18px 0 6px}
-a{color:var(--link)}
-.muted,.label{color:var(--muted)}
-.label{margin-left:6px;font-size:12.5px}
-code,.sha{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
-nav{margin:6px 0}
-nav a{margin-right:14px}
-table{border-collapse:collapse;margin:4px 0}
-th,td{padding:3px 10px 3px 0;text-align:left;border-bottom:1px solid var(--line);
-vertical-align:top}
-th{font-weight:600}
-td.n,th.n{text-align:right;padding-left:10px;font-variant-numeric:tabular-nums}
-.badge{display:inline-block;padding:0 6px;border-radius:3px;color:#fff;font-size:12px;
-line-height:18px;white-space:nowrap}
-.dark{color:#1b1b1b}
-.scroll{overflow-x:auto}
-.grid{display:grid;grid-template-columns:200px 680px minmax(0,1fr);align-items:center}
-.grid>div:first-child{padding-right:8px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
-.grid>div:last-child{padding-left:10px;font-size:12.5px;white-space:nowrap;overflow:hidden;
-text-overflow:ellipsis}
-.row:hover{background:var(--band)}
-svg{display:block}
-svg text{font:11px system-ui,sans-serif;fill:#5f6368}
-.status{font-size:12.5px;color:var(--muted)}
-details{margin:2px 0}
-summary{cursor:pointer}
-ul.events{margin:2px 0 10px;padding-left:22px}
-ul.events li{margin:1px 0}
-.tall{max-height:36em;overflow:auto}
-.overview td{white-space:nowrap}
-.names{font-size:12.5px;color:var(--muted);max-height:12em;overflow:auto}
-#filter{font:inherit;padding:4px 8px;width:280px;border:1px solid var(--line);border-radius:4px}
-[hidden]{display:none!important}
-footer{margin-top:40px;font-size:12.5px;color:var(--muted)}
-"""
+def name_anchor(vantage: str, domain: str) -> str:
+    """Return the id of a name's view on the page (``#`` + it is its permalink):
+    ``VANTAGE/A-LABEL``, any character outside letters, digits and ``_.-~`` percent-encoded,
+    so that it is stable, unique and safe for any name a snapshot holds."""
+    return f"{vantage}/{quote(domain, safe='')}"
 
 
-_JS = """
-(function () {
-  var box = document.getElementById("filter");
-  var rows = document.querySelectorAll("[data-name]");
-  box.addEventListener("input", function () {
-    var q = box.value.trim().toLowerCase();
-    for (var i = 0; i < rows.length; i++) {
-      rows[i].hidden = q !== "" && rows[i].getAttribute("data-name").indexOf(q) < 0;
-    }
-  });
-  document.body.setAttribute("data-ready", "1");
-})();
-"""
+def _feed_link(base: str | None, vantage: str, root: Path, out: Path) -> Link:
+    path = f"snapshots/{vantage}/{FEED_FILE}"
+    if base is not None:
+        return Link(path, f"{base}/raw/HEAD/{path}")
+    target = root / path
+    if target.is_file() and out.resolve().is_relative_to(root.resolve()):
+        return Link(path, Path(os.path.relpath(target.resolve(), out.resolve())).as_posix())
+    return Link(path)
 
 
-def _csp_hash(text: str) -> str:
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
+# --------------------------------------------------------------------------- what is shown
 
 
-def _e(text: str) -> str:
-    return escape_html(text)
+@dataclass(frozen=True)
+class Link:
+    """A link, or only its text when there is nowhere to link to."""
+
+    text: str
+    href: str | None = None
 
 
-def _badge(verdict: str) -> str:
-    classes = "badge dark" if verdict in _DARK_TEXT else "badge"
-    return f'<span class="{classes}" data-v="{_e(verdict)}">{_e(verdict)}</span>'
+@dataclass(frozen=True)
+class Name:
+    """How a name is shown: Unicode form, the label beside it, the A-label in a tooltip."""
+
+    domain: str
+    shown: str
+    label: str | None
+    key: str  # what the filter box matches, lowercase
+    anchor: str | None  # the id of its view; None for a name that was always present
 
 
-def _event_badge(kind: str) -> str:
-    return f'<span class="badge ev-{_e(kind)}">{_e(kind)}</span>'
+@dataclass(frozen=True)
+class Row:
+    """A row of a name's view: a period (its verdict, dates and the snapshot line that began
+    it), or a time off the watchlist (``verdict`` None)."""
+
+    verdict: str | None
+    start: str
+    to: str | None
+    statuses: str
+    commit: Link | None
+    line: Link | None
 
 
-class _Names:
-    """How a name is shown: Unicode form, label beside it, A-label in the tooltip."""
+@dataclass(frozen=True)
+class NameView:
+    """A name that was ever anything but present: its timeline strip and its view."""
 
-    def __init__(self, labels: Mapping[str, str]) -> None:
+    name: Name
+    verdict: str | None  # now; None when it is no longer watched
+    since: str
+    changes: int
+    strip: Strip
+    rows: tuple[Row, ...]
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A name not present at the latest run."""
+
+    name: Name
+    verdict: str
+    last_conclusive: str | None  # when the latest run's verdict was not conclusive
+    since: str
+    statuses: str
+
+
+@dataclass(frozen=True)
+class DayEvent:
+    kind: str
+    name: Name
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class Day:
+    date: str
+    counts: str
+    commit: Link | None
+    events: tuple[DayEvent, ...]
+    open: bool
+
+
+@dataclass(frozen=True)
+class Section:
+    """One vantage point's part of the page."""
+
+    vantage: str
+    runs: int
+    first: str
+    latest: str
+    latest_commit: Link | None
+    watched: int
+    events: int
+    event_days: int
+    feed: Link
+    charts: tuple[tuple[str, Chart], ...]  # (heading, chart)
+    ticks: tuple[Tick, ...]  # of the timelines' axis, the charts' own
+    flags: tuple[Flag, ...]
+    views: tuple[NameView, ...]
+    quiet: tuple[Name, ...]
+    days: tuple[Day, ...]
+
+
+@dataclass(frozen=True)
+class Overview:
+    vantage: str
+    date: str
+    commit: Link
+    watched: int
+    counts: tuple[int, ...]
+    last_event: str
+
+
+def _statuses(entry: Entry) -> str:
+    return " · ".join(f"{r} {s}" for r, s in entry.statuses)
+
+
+class _Builder:
+    """Turns one vantage point's report into a Section."""
+
+    def __init__(
+        self,
+        report: VantageReport,
+        base: str | None,
+        labels: Mapping[str, str],
+        lines: Mapping[str, Sequence[LineChange]],
+        feed: Link,
+    ) -> None:
+        self.report = report
+        self.base = base
         self.labels = labels
-        self._display: dict[str, str] = {}
+        self.lines = lines
+        self.feed = feed
+        present = Verdict.PRESENT
+        self.eventful = {
+            h.domain for h in report.histories if any(p.verdict != present for p in h.periods)
+        }
+        self._names: dict[str, Name] = {}
 
-    def display(self, domain: str) -> str:
-        shown = self._display.get(domain)
-        if shown is None:
-            shown = self._display[domain] = display_of(domain)
-        return shown
+    def commit(self, sha: str) -> Link:
+        return Link(sha[:7], None if self.base is None else f"{self.base}/commit/{sha}")
 
-    def html(self, domain: str) -> str:
-        shown = self.display(domain)
-        title = f' title="{_e(domain)}"' if shown != domain else ""
-        label = self.labels.get(domain)
-        extra = f'<span class="label">{_e(label)}</span>' if label else ""
-        return f"<span{title}>{_e(shown)}</span>{extra}"
+    def name(self, domain: str) -> Name:
+        found = self._names.get(domain)
+        if found is None:
+            shown = display_of(domain)
+            label = self.labels.get(domain) or None
+            key = " ".join(p for p in dict.fromkeys([shown, domain, label or ""]) if p).lower()
+            anchor = name_anchor(self.report.vantage, domain) if domain in self.eventful else None
+            found = self._names[domain] = Name(domain, shown, label, key, anchor)
+        return found
 
-    def key(self, domain: str) -> str:
-        """The text the filter box matches, lowercase."""
-        parts = dict.fromkeys([self.display(domain), domain, self.labels.get(domain, "")])
-        return _e(" ".join(p for p in parts if p).lower())
+    def section(self) -> Section:
+        report = self.report
+        vantage = report.vantage
+        if not report.runs:
+            return Section(vantage, 0, "", "", None, 0, 0, 0, self.feed, (), (), (), (), (), ())
+        scale = Scale.of([r.date for r in report.runs])
+        latest = report.runs[-1]
+        span = f"per run from {report.runs[0].date} to {latest.date}"
+        every = layers(report.runs, False)
+        charts = [("Names by verdict, per run", chart(report.runs, scale, every, f"Names {span}"))]
+        flagged_layers = layers(report.runs, True)
+        if flagged_layers and any(r.counts.get(Verdict.PRESENT) for r in report.runs):
+            caption = f"Names not present {span}"
+            charts.append(
+                (
+                    "Names not present, on their own scale",
+                    chart(report.runs, scale, flagged_layers, caption),
+                )
+            )
+        return Section(
+            vantage,
+            len(report.runs),
+            report.runs[0].date,
+            latest.date,
+            self.commit(latest.sha),
+            latest.watched,
+            len(report.events),
+            len({e.date for e in report.events}),
+            self.feed,
+            tuple(charts),
+            tuple(scale.ticks()),
+            self.flags(),
+            self.views(Steps(report.runs, scale)),
+            tuple(self.name(h.domain) for h in report.histories if h.domain not in self.eventful),
+            self.days(),
+        )
 
+    def flags(self) -> tuple[Flag, ...]:
+        flagged = sorted(
+            (e for e in self.report.current.values() if e.current != Verdict.PRESENT),
+            key=lambda e: (order(e.current), e.domain),
+        )
+        return tuple(
+            Flag(
+                self.name(e.domain),
+                e.current,
+                e.verdict if e.today is not None else None,
+                e.since,
+                _statuses(e),
+            )
+            for e in flagged
+        )
 
-def _strip_state(h: DomainHistory, steps: Steps) -> str:
-    now = h.periods[-1]
-    changes = len(h.periods) - 1
-    count = f" · {changes} change{'s' if changes != 1 else ''}" if changes else ""
-    if now.to is None:
-        return f"{_badge(now.verdict)} since {_e(now.start)}{count}"
-    after = steps.after(now.to) or now.to
-    return f'<span class="muted">not watched since {_e(after)}</span>{count}'
+    def views(self, steps: Steps) -> tuple[NameView, ...]:
+        histories = [h for h in self.report.histories if h.domain in self.eventful]
+        histories.sort(key=lambda h: h.domain)
+        histories.sort(key=lambda h: h.periods[-1].start, reverse=True)  # latest change first
+        histories.sort(key=_flagged_first)
+        return tuple(self.view(h, steps) for h in histories)
+
+    def view(self, h: DomainHistory, steps: Steps) -> NameView:
+        name = self.name(h.domain)
+        now = h.periods[-1]
+        watched = now.to is None
+        rows = []
+        changes = self.lines.get(h.domain, ())
+        j = -1
+        previous_to: str | None = None
+        for period in h.periods:
+            if previous_to is not None:
+                gap_from = steps.after(previous_to)
+                if gap_from is not None and gap_from != period.start:
+                    rows.append(Row(None, gap_from, steps.before(period.start), "", None, None))
+            while j + 1 < len(changes) and changes[j + 1].date <= period.start:
+                j += 1
+            line = changes[j] if j >= 0 else None
+            rows.append(
+                Row(
+                    period.verdict,
+                    period.start,
+                    period.to,
+                    "" if line is None else _statuses(line.entry),
+                    None if line is None else self.commit(line.sha),
+                    None if line is None else self.line_link(line),
+                )
+            )
+            previous_to = period.to
+        if not watched:
+            after = steps.after(now.to or "")
+            if after is not None:
+                rows.append(Row(None, after, None, "", None, None))
+        return NameView(
+            name,
+            now.verdict if watched else None,
+            now.start if watched else (steps.after(now.to or "") or now.to or ""),
+            len(h.periods) - 1,
+            strip(h, steps, name.shown),
+            tuple(rows),
+        )
+
+    def line_link(self, line: LineChange) -> Link:
+        text = f"{line.path}:{line.line}"
+        if self.base is None:
+            return Link(text)
+        return Link(text, f"{self.base}/blob/{line.sha}/{line.path}#L{line.line}")
+
+    def days(self) -> tuple[Day, ...]:
+        by_date: dict[str, list[Event]] = {}
+        for event in self.report.events:
+            by_date.setdefault(event.date, []).append(event)
+        days = []
+        for n, date in enumerate(sorted(by_date, reverse=True)):
+            events = by_date[date]
+            sha = self.report.sha_on(date)
+            days.append(
+                Day(
+                    date,
+                    ", ".join(event_counts(events)),
+                    None if sha is None else self.commit(sha),
+                    tuple(
+                        DayEvent(e.event, self.name(e.domain), e.before, e.after) for e in events
+                    ),
+                    n < _OPEN_DAYS,
+                )
+            )
+        return tuple(days)
 
 
 def _flagged_first(h: DomainHistory) -> tuple[int, tuple[int, str]]:
@@ -220,156 +435,69 @@ def _flagged_first(h: DomainHistory) -> tuple[int, tuple[int, str]]:
     return (1, (0, ""))
 
 
-def _timelines(report: VantageReport, scale: Scale, names: _Names) -> str:
-    present = Verdict.PRESENT
-    eventful = [h for h in report.histories if any(p.verdict != present for p in h.periods)]
-    shown_apart = {h.domain for h in eventful}
-    quiet = [h.domain for h in report.histories if h.domain not in shown_apart]
-    steps = Steps(report.runs, scale)
-
-    rows = [
-        f'<div class="grid"><div class="muted">{number(len(eventful))} names</div>'
-        f"<div>{axis(scale)}</div><div></div></div>"
-    ]
-    ordered = sorted(eventful, key=lambda h: h.domain)
-    ordered.sort(key=lambda h: h.periods[-1].start, reverse=True)  # latest change first
-    ordered.sort(key=_flagged_first)
-    for h in ordered:
-        shown = names.display(h.domain)
-        rows.append(
-            f'<div class="grid row" data-name="{names.key(h.domain)}">'
-            f"<div>{names.html(h.domain)}</div><div>{strip(h, steps, shown)}</div>"
-            f"<div>{_strip_state(h, steps)}</div></div>"
-        )
-    if quiet:
-        listed = ", ".join(names.html(d) for d in quiet)
-        noun = "name was" if len(quiet) == 1 else "names were"
-        rows.append(
-            f"<details><summary>{number(len(quiet))} {noun} present on every run</summary>"
-            f'<p class="names">{listed}</p></details>'
-        )
-    if not eventful:
-        rows.append('<p class="muted">No name was ever anything but present.</p>')
-    return '<div class="scroll">' + "".join(rows) + "</div>"
+# --------------------------------------------------------------------------- the page
 
 
-def _flag_table(report: VantageReport, names: _Names) -> str:
-    present = Verdict.PRESENT
-    flagged = sorted(
-        (e for e in report.current.values() if e.current != present),
-        key=lambda e: (order(e.current), e.domain),
-    )
-    if not flagged:
-        return '<p class="muted">Every watched name is present.</p>'
-    rows = []
-    for entry in flagged:
-        verdict = _badge(entry.current)
-        if entry.today is not None:
-            verdict += f' <span class="status">today; last conclusive: {_e(entry.verdict)}</span>'
-        statuses = " · ".join(f"{_e(r)} {_e(s)}" for r, s in entry.statuses)
-        rows.append(
-            f'<tr data-name="{names.key(entry.domain)}"><td>{names.html(entry.domain)}</td>'
-            f"<td>{verdict}</td><td>{_e(entry.since)}</td>"
-            f'<td class="status">{statuses}</td></tr>'
-        )
-    return (
-        '<div class="scroll tall"><table class="flags"><thead><tr><th>name</th><th>verdict</th>'
-        "<th>since</th><th>resolvers</th></tr></thead><tbody>"
-        + "".join(rows)
-        + "</tbody></table></div>"
+def _finalize(value: object) -> object:
+    """Show control characters of outside text escaped (``\\x1b``, ``\\u202e``): autoescaping
+    makes markup inert, and this keeps ANSI, bidi overrides and newlines from a snapshot from
+    reordering or breaking what people read. The page's own markup (Markup) is left alone."""
+    if not isinstance(value, str) or isinstance(value, Markup):
+        return value
+    if value.isascii() and value.isprintable() and "\\" not in value:
+        return value  # nothing to escape: the common case, and escape_text's loop is slow
+    return escape_text(value)
+
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("monitor", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    finalize=_finalize,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+_ENV.filters["number"] = number
+_ENV.filters["coord"] = coord
+
+
+def _csp_hash(text: str) -> str:
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
+
+
+def _style() -> str:
+    badges = [("v", v, c) for v, c in COLOURS.items()]
+    badges += [("e", k, c) for k, c in _EVENT_COLOURS.items()]
+    return _ENV.get_template("report.css.j2").render(
+        other=OTHER_COLOUR,
+        other_ink=ink(OTHER_COLOUR),
+        unwatched=UNWATCHED_COLOUR,
+        badges=[(attribute, value, c, ink(c)) for attribute, value, c in badges],
     )
 
 
-def _event_days(report: VantageReport, link: str | None, names: _Names) -> str:
-    days: dict[str, list[Event]] = {}
-    for event in report.events:
-        days.setdefault(event.date, []).append(event)
-    if not days:
-        return '<p class="muted">No events yet.</p>'
-    parts = []
-    for n, date in enumerate(sorted(days, reverse=True)):
-        events = days[date]
-        sha = report.sha_on(date)
-        commit = f" · commit {commit_link(link, sha)}" if sha else ""
-        items = "".join(
-            f'<li data-name="{names.key(e.domain)}">{_event_badge(e.event)} '
-            f'{names.html(e.domain)} <span class="status">({_e(e.before)} → {_e(e.after)})'
-            "</span></li>"
-            for e in events
-        )
-        opened = " open" if n < _OPEN_DAYS else ""
-        parts.append(
-            f'<details class="day"{opened}><summary><time>{_e(date)}</time> · '
-            f"{_e(', '.join(event_counts(events)))}{commit}</summary>"
-            f'<ul class="events">{items}</ul></details>'
-        )
-    return "".join(parts)
-
-
-def _section(report: VantageReport, link: str | None, names: _Names) -> str:
-    anchor = f"v-{report.vantage}"
-    head = f'<section id="{_e(anchor)}" class="vantage"><h2>{_e(report.vantage)}</h2>'
-    if not report.runs:
-        return head + '<p class="muted">No dated runs yet.</p></section>'
-    first, latest = report.runs[0], report.runs[-1]
-    scale = Scale.of([r.date for r in report.runs], PLOT_W)
-    event_days = len({e.date for e in report.events})
-    summary = (
-        f"<p>{number(len(report.runs))} runs from {_e(first.date)} to {_e(latest.date)} "
-        f"(latest: commit {commit_link(link, latest.sha)}); {number(latest.watched)} names "
-        f"watched at the latest run; {number(len(report.events))} events on "
-        f"{number(event_days)} days.</p>"
-    )
-    charts = [chart(report.runs, scale, layers(report.runs, False), "names by verdict")]
-    flagged_layers = layers(report.runs, True)
-    if flagged_layers and any(r.counts.get(Verdict.PRESENT) for r in report.runs):
-        charts.append("<h3>Names not present, on their own scale</h3>")
-        charts.append(chart(report.runs, scale, flagged_layers, "names not present"))
-    return (
-        head
-        + summary
-        + f'<h3 id="{_e(anchor)}-chart">Names by verdict, per run</h3>'
-        + '<div class="scroll">'
-        + "".join(charts)
-        + "</div>"
-        + f'<h3 id="{_e(anchor)}-now">Not present at the latest run</h3>'
-        + _flag_table(report, names)
-        + f'<h3 id="{_e(anchor)}-timelines">Timeline of every name that was ever not present</h3>'
-        + _timelines(report, scale, names)
-        + f'<h3 id="{_e(anchor)}-days">Changes by day</h3>'
-        + _event_days(report, link, names)
-        + "</section>"
-    )
-
-
-def _overview(reports: Sequence[VantageReport], link: str | None) -> str:
-    verdicts = sorted({v for r in reports if r.runs for v in r.runs[-1].counts}, key=order)
-    head = "".join(f'<th class="n">{_badge(v)}</th>' for v in verdicts)
+def _overview(
+    reports: Iterable[VantageReport], verdicts: Sequence[str], base: str | None
+) -> list[Overview]:
     rows = []
     for r in reports:
         if not r.runs:
             continue
         latest = r.runs[-1]
-        cells = "".join(f'<td class="n">{number(latest.counts.get(v, 0))}</td>' for v in verdicts)
-        last_event = r.events[-1].date if r.events else "none"
+        commit = Link(latest.sha[:7], None if base is None else f"{base}/commit/{latest.sha}")
         rows.append(
-            f'<tr><td><a href="#v-{_e(r.vantage)}">{_e(r.vantage)}</a></td>'
-            f"<td>{_e(latest.date)}</td><td>{commit_link(link, latest.sha)}</td>"
-            f'<td class="n">{number(latest.watched)}</td>{cells}<td>{_e(last_event)}</td></tr>'
+            Overview(
+                r.vantage,
+                latest.date,
+                commit,
+                latest.watched,
+                tuple(latest.counts.get(v, 0) for v in verdicts),
+                r.events[-1].date if r.events else "none",
+            )
         )
-    return (
-        '<div class="scroll"><table class="overview"><thead><tr><th>vantage</th>'
-        f'<th>latest run</th><th>commit</th><th class="n">watched</th>{head}'
-        "<th>last event</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>"
-    )
-
-
-def _badge_css() -> str:
-    # Selectors of equal weight: the fallback for unknown verdicts must come first.
-    rules = [f".badge[data-v]{{background:{OTHER_COLOUR}}}"]
-    rules += [f'.badge[data-v="{v}"]{{background:{c}}}' for v, c in COLOURS.items()]
-    rules += [f".badge.ev-{k}{{background:{c}}}" for k, c in _EVENT_COLOURS.items()]
-    return "\n".join(rules)
+    return rows
 
 
 def render_html(
@@ -378,40 +506,46 @@ def render_html(
     link: str | None = None,
     labels: Mapping[str, str] | None = None,
     head: str = "",
+    lines: Mapping[str, Mapping[str, Sequence[LineChange]]] | None = None,
+    feeds: Mapping[str, Link] | None = None,
+    now: datetime.datetime | None = None,
 ) -> str:
-    """Return the report page: an overview, then one section per vantage point (charts, the
-    names not present now, a timeline per name that was ever not present, events by day).
+    """Return the report page: an overview, the legend, then one section per vantage point
+    (charts, the names not present now, a timeline per name that was ever not present, events
+    by day, and each such name's view with its periods and the snapshot lines behind them).
 
-    ``head`` is the sha the report was built from; every string from a snapshot is escaped.
+    ``head`` is the sha the report was built from; ``lines`` each vantage point's
+    :func:`line_changes`; ``feeds`` where each vantage point's feed is; ``now`` when the page
+    was generated (default: the current time).
     """
-    names = _Names(labels or {})
-    css = _CSS + _badge_css() + "\n"
+    generated = (now or datetime.datetime.now(datetime.UTC)).astimezone(datetime.UTC)
+    sections = []
+    for r in reports:
+        feed = (feeds or {}).get(r.vantage) or Link(f"snapshots/{r.vantage}/{FEED_FILE}")
+        builder = _Builder(r, link, labels or {}, (lines or {}).get(r.vantage, {}), feed)
+        sections.append(builder.section())
+    verdicts = sorted({v for r in reports if r.runs for v in r.runs[-1].counts}, key=order)
+    css = _style()
+    script = _ENV.get_template("report.js").render()
     csp = (
-        f"default-src 'none'; style-src {_csp_hash(css)}; script-src {_csp_hash(_JS)}; "
+        f"default-src 'none'; style-src {_csp_hash(css)}; script-src {_csp_hash(script)}; "
         "img-src 'none'; base-uri 'none'; form-action 'none'"
     )
-    watched = {d for r in reports for d in r.current}
-    built = f"commit {commit_link(link, head)}" if head else "an empty history"
-    nav = " ".join(f'<a href="#v-{_e(r.vantage)}">{_e(r.vantage)}</a>' for r in reports)
-    return (
-        "<!doctype html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
-        '<meta name="referrer" content="no-referrer">'
-        "<title>registry-monitor report</title>"
-        f"<style>{css}</style></head>\n<body><main>"
-        "<h1>registry-monitor report</h1>"
-        f'<p class="muted">{number(len(watched))} names watched from {len(reports)} vantage '
-        f"point{'s' if len(reports) != 1 else ''}, from the git history of snapshots/ up to "
-        f"{built}.</p>"
-        f"<nav>{nav}</nav>"
-        '<p><input id="filter" type="search" placeholder="Filter names (needs JavaScript)" '
-        'aria-label="Filter names"></p>'
-        "<h2>Latest run</h2>"
-        + _overview(reports, link)
-        + "".join(_section(r, link, names) for r in reports)
-        + f"<footer>Built by registry-monitor {_e(__version__)}. This page loads nothing from "
-        "the network; hover over a chart or a timeline for dates and counts.</footer>"
-        f"</main>\n<script>{_JS}</script></body></html>\n"
+    head_link = Link(head[:7], None if link is None else f"{link}/commit/{head}") if head else None
+    return _ENV.get_template("report.html.j2").render(
+        csp=csp,
+        css=Markup(css),  # the page's own style and script, hashed into the CSP above
+        script=Markup(script),
+        version=__version__,
+        watched=len({d for r in reports for d in r.current}),
+        vantages=[r.vantage for r in reports],
+        head=head_link,
+        generated=generated.strftime("%Y-%m-%d %H:%M UTC"),
+        generated_iso=generated.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        export=EXPORT,
+        verdicts=verdicts,
+        overview=_overview(reports, verdicts, link),
+        meanings=[(v, MEANINGS[v]) for v in sorted(MEANINGS, key=order)],
+        event_meanings=list(EVENT_MEANINGS.items()),
+        sections=sections,
     )

@@ -15,19 +15,32 @@ import re
 import subprocess
 import sys
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
 from monitor import gitstore
+from monitor.charts import COLOURS, OTHER_COLOUR, Scale, contrast, ink
 from monitor.errors import RepoError, UsageError
-from monitor.history import DomainHistory, Period, collect, daily_counts, history
+from monitor.escape import escape_text
+from monitor.history import DomainHistory, Period, collect, daily_counts, history, line_changes
 from monitor.links import github_base
-from monitor.report import INDEX, build_site
-from monitor.snapshot import Entry, render_domains, render_line, snapshot_dir, write_files
+from monitor.report import INDEX, MEANINGS, build_site, name_anchor
+from monitor.snapshot import (
+    SHARD_ABOVE,
+    Entry,
+    render_domains,
+    render_line,
+    shard_name,
+    snapshot_dir,
+    write_files,
+)
+from monitor.vocabulary import Verdict
 
 PROJECT = Path(__file__).resolve().parent.parent
 AUTHOR = "Report Runner"
@@ -330,7 +343,7 @@ _CHART_TITLE = re.compile(
 def chart_counts(section: Node, date: str) -> list[dict[str, int]]:
     """The counts each chart of a section shows for ``date``, from its tooltips."""
     found = []
-    for chart in section.find_all("svg", class_="chart"):
+    for chart in section.find_all("svg", class_="plot"):
         for rect in chart.find_all("rect", class_="hover"):
             match = _CHART_TITLE.fullmatch(rect.find("title").text())
             assert match is not None, rect.find("title").text()
@@ -488,6 +501,109 @@ def periods_of(vm: VantageModel, name: str) -> list[tuple[str, str, str | None]]
     return periods
 
 
+def view_rows(vm: VantageModel, name: str) -> list[tuple[str | None, str, str | None]]:
+    """The rows a name's view must show: each stretch of runs with one verdict, or off the
+    watchlist (None), from the first run it was watched; the last one runs on (None)."""
+    rows: list[tuple[str | None, str, str | None]] = []
+    days = vm.days[name]
+    for n, verdict in enumerate(days):
+        if n == 0 or verdict != days[n - 1]:
+            if rows:
+                rows[-1] = (*rows[-1][:2], vm.dates[n - 1])
+            rows.append((verdict, vm.dates[n], None))
+    return rows[1:] if rows and rows[0][0] is None else rows
+
+
+def commit_dates(root: Path) -> dict[str, str]:
+    out = git(root, "log", "--format=%H %(trailers:key=Monitor-Date,valueonly)")
+    return dict(line.split(" ", 1) for line in out.splitlines() if line.strip())
+
+
+def test_every_name_ever_not_present_has_a_view_of_its_periods(model: Model, page: Node) -> None:
+    link = "https://github.com/owner/repo"
+    dates = commit_dates(model.root)
+    blobs: dict[str, list[str]] = {}
+    checked = 0
+    for vantage, vm in model.vantages.items():
+        section = page.find("section", id=f"v-{vantage}")
+        views = {a.attrs["id"]: a for a in section.find_all("article", class_="view")}
+        eventful = {
+            n for n, days in vm.days.items() if any(v not in (None, "present") for v in days)
+        }
+        assert set(views) == {name_anchor(vantage, n) for n in eventful}
+        for name in sorted(eventful):
+            view = views[name_anchor(vantage, name)]
+            assert view.find("h4").find("span").text() == name
+            rows = list(view.find("tbody").find_all("tr"))
+            cells = [[td.text() for td in tr.find_all("td")] for tr in rows]
+            expected = view_rows(vm, name)
+            assert [c[:3] for c in cells] == [
+                [verdict or "not watched", start, to or f"{vm.dates[-1]} (latest run)"]
+                for verdict, start, to in expected
+            ], name
+            for (verdict, start, _), tr, row in zip(expected, rows, cells, strict=True):
+                if verdict is None:
+                    assert row[3:] == ["", "", ""]
+                    continue
+                # What each resolver said: the statuses of the line the run wrote that day.
+                entry = vm.snapshots[vm.dates.index(start)][name]
+                assert row[3] == " · ".join(f"{r} {s}" for r, s in entry.statuses)
+                commit = tr.find("a", class_="sha").attrs["href"]
+                sha = commit.removeprefix(f"{link}/commit/")
+                assert dates[sha] == start
+                line = [a for a in tr.find_all("a") if "/blob/" in a.attrs["href"]]
+                assert len(line) == 1
+                match = re.fullmatch(
+                    rf"{link}/blob/{sha}/(snapshots/{vantage}/domains\.yaml)#L(\d+)",
+                    line[0].attrs["href"],
+                )
+                assert match is not None, line[0].attrs["href"]
+                if checked < 400:  # the line links of a few hundred rows, read back from git
+                    key = f"{sha}:{match.group(1)}"
+                    if key not in blobs:
+                        blobs[key] = git(model.root, "show", key).splitlines()
+                    assert blobs[key][int(match.group(2)) - 1] == render_line(entry)
+                    assert line[0].text() == f"{match.group(1)}:{match.group(2)}"
+                    checked += 1
+    assert checked == 400
+
+
+def test_every_link_within_the_page_leads_to_an_element(model: Model, page: Node) -> None:
+    ids = [e.attrs["id"] for e in elements(page) if "id" in e.attrs]
+    assert len(ids) == len(set(ids))
+    targets = [a.attrs["href"][1:] for a in page.find_all("a") if a.attrs["href"][:1] == "#"]
+    assert set(targets) <= set(ids)
+    for vantage, vm in model.vantages.items():
+        section = page.find("section", id=f"v-{vantage}")
+        flagged = section.find("table", class_="flags").find("tbody").find_all("tr")
+        for tr in flagged:
+            name = tr.find("span").text()
+            assert tr.find("a").attrs["href"] == "#" + name_anchor(vantage, name)
+        assert len(targets) > 2 * len(vm.final)
+
+
+def test_the_legend_says_what_each_verdict_means_as_the_readme_does(page: Node) -> None:
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    bullets = readme.split("### Verdicts\n\n", 1)[1].split("\n\n")[0]
+    documented = {
+        verdict: " ".join(text.replace("`", "").split())
+        for verdict, text in re.findall(
+            r"^- \*\*([a-z-]+)\*\*: (.*?)(?=^- |\Z)", bullets, re.M | re.S
+        )
+    }
+    assert documented == MEANINGS
+    assert set(MEANINGS) == set(Verdict)
+    legend = page.find("dl", class_="meanings")
+    shown = dict(
+        zip(
+            [dt.text() for dt in legend.find_all("dt")],
+            [dd.text() for dd in legend.find_all("dd")],
+            strict=True,
+        )
+    )
+    assert shown == MEANINGS
+
+
 # ----------------------------------------------------------------------------- pure parts
 
 
@@ -511,6 +627,52 @@ def test_daily_counts_add_up_periods() -> None:
         {"present": 1, "missing": 1, "gone": 1},
         {"missing": 1, "gone": 1},
     ]
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "labels"),
+    [
+        # Days: the first label is the whole date, and so is the first of a new year.
+        ("2026-02-09", "2026-02-11", ["2026-02-09", "02-10", "02-11"]),
+        ("2025-12-30", "2026-01-02", ["2025-12-30", "12-31", "2026-01-01", "01-02"]),
+        (
+            "2026-01-01",
+            "2026-02-14",
+            ["2026-01-01", "01-07", "01-13", "01-19", "01-25", "01-31", "02-06", "02-12"],
+        ),
+        # Months and half years: YYYY-MM.
+        ("2025-03-01", "2025-07-28", ["2025-04", "2025-05", "2025-06", "2025-07"]),
+        ("2023-01-01", "2025-12-31", ["2023-07", "2024-01", "2024-07", "2025-01", "2025-07"]),
+        ("2015-01-01", "2025-12-31", ["2016", "2018", "2020", "2022", "2024"]),
+    ],
+)
+def test_every_time_axis_names_its_years(first: str, last: str, labels: list[str]) -> None:
+    ticks = Scale.of([first, last]).ticks()
+    assert [t.label for t in ticks] == labels
+    assert re.match(r"\d{4}", ticks[0].label)
+    assert not ticks[0].minor  # the label kept at phone width, with its year
+    assert [t.x for t in ticks] == sorted(t.x for t in ticks) and 0 <= ticks[0].x < ticks[
+        -1
+    ].x < 100
+    assert sum(not t.minor for t in ticks) <= 4  # what fits at phone width
+
+
+def test_contrast_is_wcags() -> None:
+    assert contrast("#ffffff", "#000000") == 21
+    assert contrast("#777777", "#777777") == 1
+    # The figures of issue 14: white on the old present and degraded colours.
+    assert round(contrast("#ffffff", "#43a047"), 2) == 3.30
+    assert round(contrast("#ef6c00", "#ffffff"), 2) == 3.08
+
+
+@pytest.mark.parametrize("fill", [*COLOURS.values(), OTHER_COLOUR])
+def test_every_badge_is_readable(fill: str) -> None:
+    assert contrast(fill, ink(fill)) >= 4.5  # WCAG 2.1 AA for small text
+
+
+@pytest.mark.parametrize("verdict", [v for v in COLOURS if v != "present"])
+def test_every_verdict_stands_out_from_present_in_a_timeline(verdict: str) -> None:
+    assert contrast(COLOURS[verdict], COLOURS["present"]) >= 3  # WCAG 2.1's 1.4.11, graphics
 
 
 @pytest.mark.parametrize(
@@ -589,15 +751,103 @@ def test_names_labels_and_statuses_from_snapshots_are_escaped(tmp_path: Path) ->
     # Only the page's own script element: no markup from the data survives.
     assert text.count("<script") == 1
     assert "<img" not in text
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;.example" in text
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;.example" in text
     assert "&lt;img src=x onerror=alert(1)&gt;" in text
-    assert "&lt;script&gt;alert(&#x27;label&#x27;)&lt;/script&gt;" in text
+    assert "&lt;script&gt;alert(&#39;label&#39;)&lt;/script&gt;" in text
     page = parse_html(text)
     row = page.find("table", class_="flags").find("tbody").find("tr")
     assert row.find("td").text() == HOSTILE + HOSTILE_LABEL
     assert "nsdi-a " + HOSTILE_STATUS in row.text()
     day = page.find("details", class_="day")
     assert day.find("li").text() == f"disappeared {HOSTILE}{HOSTILE_LABEL} (present → missing)"
+
+
+# Strings a hand-edited snapshot (or a hostile label) may hold: markup, ANSI escapes, a bidi
+# override, a newline; in a name, a label, a resolver's name, a status and a verdict.
+ANSI_NAME = "\x1b[31mred\x1b[0m.example"
+BIDI_NAME = "\u202egnp.exe.example"
+NEWLINE_NAME = "two\nlines.example"
+HOSTILE_VERDICT = '"><svg onload=alert(1)>'
+HOSTILE_RESOLVER = "<i>r</i>"
+EVIL_STATUS = "nxdomain\x1b[2J\n<b>bold</b>"
+EVIL_LABEL = "\u202e<b>label</b>\nsecond line"
+LONG_NAME = ".".join(["x" * 63] * 3) + ".example"  # no space to break a line at
+HOSTILE_NAMES = (HOSTILE, ANSI_NAME, BIDI_NAME, NEWLINE_NAME, LONG_NAME)
+PAGE_TAGS = {
+    *("html", "head", "meta", "title", "style", "body", "main", "h1", "h2", "h3", "h4", "p"),
+    *("nav", "a", "span", "code", "time", "table", "thead", "tbody", "tr", "th", "td", "dl"),
+    *("dt", "dd", "section", "div", "svg", "line", "text", "path", "rect", "details"),
+    *("summary", "ul", "li", "article", "footer", "script", "label", "input"),
+}
+
+
+def hostile_values_repo(root: Path) -> list[str]:
+    init(root)
+    ok = (("nsdi-a", "ok"), (HOSTILE_RESOLVER, "ok"))
+    bad = (("nsdi-a", EVIL_STATUS), (HOSTILE_RESOLVER, "ok"))
+    return [
+        commit_night(
+            root,
+            "lab",
+            "2026-02-09",
+            [Entry(n, "present", "2026-02-09", ok) for n in HOSTILE_NAMES],
+        ),
+        commit_night(
+            root,
+            "lab",
+            "2026-02-10",
+            [
+                Entry(HOSTILE, "missing", "2026-02-10", bad),
+                Entry(ANSI_NAME, HOSTILE_VERDICT, "2026-02-10", bad),
+                Entry(BIDI_NAME, "tampered", "2026-02-10", bad),
+                Entry(NEWLINE_NAME, "present", "2026-02-09", ok, HOSTILE_VERDICT),
+                Entry(LONG_NAME, "missing", "2026-02-10", bad),
+            ],
+        ),
+    ]
+
+
+def elements(node: Node) -> Iterator[Node]:
+    for child in node.children:
+        if isinstance(child, Node):
+            yield child
+            yield from elements(child)
+
+
+def test_hostile_names_labels_resolvers_statuses_and_verdicts_stay_text(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    hostile_values_repo(root)
+    repo = gitstore.open_repo(root)
+    labels = dict.fromkeys(HOSTILE_NAMES, EVIL_LABEL)
+    site = build_site(repo, tmp_path / "site", labels=labels, link="https://github.com/o/r")
+    text = site.index.read_text(encoding="utf-8")
+    page = parse_html(text)  # well-formed: nothing from the data opened or closed an element
+    found = list(elements(page))
+    assert {e.tag for e in found} <= PAGE_TAGS
+    assert [e.tag for e in found].count("script") == 1
+    assert not [(e.tag, k) for e in found for k in e.attrs if k.startswith("on")]
+    # No control or format character from the data reaches the page: no ANSI, no bidi
+    # override, no newline inside a name; each is shown as its escape.
+    assert [c for c in text if unicodedata.category(c) in ("Cc", "Cf") and c != "\n"] == []
+    for raw in HOSTILE_NAMES:
+        assert escape_text(raw) in page.text()
+    assert escape_text(EVIL_STATUS) in page.text() and escape_text(EVIL_LABEL) in page.text()
+    flags = page.find("table", class_="flags").find("tbody")
+    shown = {tr.find("td").text(): tr for tr in flags.find_all("tr")}
+    assert set(shown) == {escape_text(n) + escape_text(EVIL_LABEL) for n in HOSTILE_NAMES}
+    ansi_row = shown[escape_text(ANSI_NAME) + escape_text(EVIL_LABEL)]
+    badge = ansi_row.find("span", class_="badge")
+    assert badge.attrs["data-v"] == HOSTILE_VERDICT and badge.text() == HOSTILE_VERDICT
+    assert f"{HOSTILE_RESOLVER} ok" in ansi_row.text()
+    # Each name's view: one id, a permalink to it, stable for any name.
+    views = {a.attrs["id"]: a for a in page.find_all("article", class_="view")}
+    for raw in HOSTILE_NAMES:
+        anchor = name_anchor("lab", raw)
+        assert anchor in views
+        assert unquote(anchor.partition("/")[2]) == raw
+        assert re.fullmatch(r"lab/[A-Za-z0-9_.~%-]+", anchor), anchor
+        assert views[anchor].find("a").attrs["href"] == "#" + anchor
+    assert len(views) == len(HOSTILE_NAMES)
 
 
 def test_commit_links_come_from_the_origin_remote(tmp_path: Path) -> None:
@@ -619,6 +869,67 @@ def test_commit_links_come_from_the_origin_remote(tmp_path: Path) -> None:
 
     site = build_site(repo, tmp_path / "given", link="https://git.example/o/r/")
     assert f'href="https://git.example/o/r/commit/{shas[1]}"' in site.index.read_text()
+
+
+def test_the_page_links_the_feed_and_the_export_and_says_when_it_was_made(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    hostile_repo(root)
+    repo = gitstore.open_repo(root)
+    moscow = datetime.timezone(datetime.timedelta(hours=3))
+    now = datetime.datetime(2026, 2, 11, 9, 30, 15, tzinfo=moscow)
+    site = build_site(repo, tmp_path / "site", link="https://github.com/o/r", now=now)
+    page = parse_html(site.index.read_text(encoding="utf-8"))
+    links = {a.text(): a.attrs["href"] for a in page.find_all("a") if a.find_all("code")}
+    assert (
+        links["snapshots/lab/feed.atom"]
+        == "https://github.com/o/r/raw/HEAD/snapshots/lab/feed.atom"
+    )
+    assert links["history.sqlite"] == "history.sqlite"
+    generated = page.find("time", datetime="2026-02-11T06:30:15Z")
+    assert generated.text() == "2026-02-11 06:30 UTC"
+
+    # Without a link: the relative path from the page to the feed, when the page is built in
+    # the repository (the default site/) and the feed is there; else the path as text.
+    feed = root / "snapshots" / "lab" / "feed.atom"
+    feed.write_text("<feed/>\n")
+    site = build_site(repo, root / "site")
+    page = parse_html(site.index.read_text(encoding="utf-8"))
+    links = {a.text(): a.attrs["href"] for a in page.find_all("a") if a.find_all("code")}
+    assert links["snapshots/lab/feed.atom"] == "../snapshots/lab/feed.atom"
+    assert (root / "site" / links["snapshots/lab/feed.atom"]).resolve() == feed.resolve()
+    site = build_site(repo, tmp_path / "elsewhere")
+    page = parse_html(site.index.read_text(encoding="utf-8"))
+    links = {a.text(): a.attrs["href"] for a in page.find_all("a") if a.find_all("code")}
+    assert "snapshots/lab/feed.atom" not in links
+    assert "snapshots/lab/feed.atom" in [c.text() for c in page.find_all("code")]
+
+
+def test_line_changes_point_at_each_line_in_its_file_and_shard(tmp_path: Path) -> None:
+    # history.line_changes, which the per-name views read: tested here beside its one reader.
+    root = init(tmp_path / "repo")
+    names = [f"n{i:05d}.example" for i in range(SHARD_ABOVE + 1)]  # one more: sharded
+    ok, gone = (("nsdi-a", "ok"),), (("nsdi-a", "nxdomain"),)
+    first = {n: Entry(n, "present", "2026-02-09", ok) for n in names}
+    moved = names[::1000]
+    second = {**first, **{n: Entry(n, "missing", "2026-02-10", gone) for n in moved}}
+    sha1 = commit_night(root, "lab", "2026-02-09", list(first.values()))
+    sha2 = commit_night(root, "lab", "2026-02-10", list(second.values()))
+    # A hand edit without a Monitor-Date is not a run: left out, as history() leaves it out.
+    shard = root / "snapshots" / "lab" / shard_name(moved[1], len(names))
+    shard.write_text(shard.read_text().replace("verdict: missing", "verdict: gone", 1))
+    git(root, "commit", "-q", "-am", "hand edit")
+    changes = line_changes(gitstore.open_repo(root), "lab")
+    assert set(changes) == set(names)
+    assert {n for n, c in changes.items() if len(c) == 2} == set(moved)
+    for name in moved:
+        before, after = changes[name]
+        assert (before.date, before.sha, before.entry) == ("2026-02-09", sha1, first[name])
+        assert (after.date, after.sha, after.entry) == ("2026-02-10", sha2, second[name])
+        for change in (before, after):
+            assert change.path == f"snapshots/lab/{shard_name(name, len(names))}"
+            assert change.path.startswith("snapshots/lab/domains/")
+            lines = git(root, "show", f"{change.sha}:{change.path}").splitlines()
+            assert lines[change.line - 1] == render_line(change.entry)
 
 
 def test_errors(tmp_path: Path) -> None:
