@@ -7,6 +7,7 @@ import encodings.idna
 import ipaddress
 import re
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -240,14 +241,22 @@ def _read_plain(text: str, found: WatchlistFile) -> None:
         line = _COMMENT.sub("", raw).strip() if "#" in raw else raw.strip()
         if not line:
             continue
-        host = line
-        if "/" in line:
-            try:
-                host = _url_host(line)
-            except ValueError as e:
-                raise WatchlistFileError(str(e), number) from e
-        listed = ListedName(number, line, host)
-        (found.addresses if _is_ip(host) else found.names).append(listed)
+        _list(found, number, line, _url_host if "/" in line else None)
+
+
+def _list(
+    found: WatchlistFile, number: int, text: str, host_of: Callable[[str], str] | None
+) -> None:
+    """Add a line's name (or, for an IP address, the line as skipped) to ``found``; ``host_of``
+    takes the host out of a URL. Raises WatchlistFileError for a URL without one."""
+    host = text
+    if host_of is not None:
+        try:
+            host = host_of(text)
+        except ValueError as e:
+            raise WatchlistFileError(str(e), number) from e
+    listed = ListedName(number, text, host)
+    (found.addresses if _is_ip(host) else found.names).append(listed)
 
 
 def _read_citizen_lab(text: str, found: WatchlistFile) -> None:
@@ -266,11 +275,6 @@ def _read_citizen_lab(text: str, found: WatchlistFile) -> None:
             url = row[0].strip()
             if not url:
                 raise WatchlistFileError("empty url column", number)
-            try:
-                host = _url_host(url)
-            except ValueError as e:
-                raise WatchlistFileError(str(e), number) from e
-            listed = ListedName(number, url, host)
-            (found.addresses if _is_ip(host) else found.names).append(listed)
+            _list(found, number, url, _url_host)
     except csv.Error as e:
         raise WatchlistFileError(f"bad CSV: {e}", reader.line_num) from e

@@ -293,11 +293,7 @@ def _read_sections(
     soa: bytes | None = None
     ns = False
     for _ in range(nscount):
-        owner, offset = _name_at(data, offset)
-        rtype, _, _, rdlength = _RR.unpack_from(data, offset)
-        offset += 10 + rdlength
-        if offset > size:
-            raise MalformedReply("record data runs past the end")
+        owner, rtype, _, _, offset = _record(data, offset)
         if rtype == SOA:
             if soa is None:
                 soa = owner
@@ -358,17 +354,11 @@ def _read_additional(
 ) -> tuple[tuple[tuple[int, str], ...], bytes | None, bool]:
     """Return the additional section's Extended DNS Errors, the owner of an SOA in it, and
     whether the OPT record carries an extended rcode."""
-    size = len(data)
     ede: list[tuple[int, str]] = []
     soa: bytes | None = None
     extended = False
     for _ in range(count):
-        owner, offset = _name_at(data, offset)
-        rtype, _, ttl, rdlength = _RR.unpack_from(data, offset)
-        offset += 10
-        end = offset + rdlength
-        if end > size:
-            raise MalformedReply("record data runs past the end")
+        owner, rtype, ttl, offset, end = _record(data, offset)
         if rtype == _OPT:
             extended = extended or bool(ttl >> 24)
             while offset + 4 <= end:
@@ -389,6 +379,18 @@ def _read_additional(
             soa = owner
         offset = end
     return tuple(ede), soa, extended
+
+
+def _record(data: bytes, offset: int) -> tuple[bytes, int, int, int, int]:
+    """Return the record at ``offset`` (outside the answer section's hot loop): its owner, type
+    and TTL, and where its data starts and ends."""
+    owner, offset = _name_at(data, offset)
+    rtype, _, ttl, rdlength = _RR.unpack_from(data, offset)
+    start = offset + 10
+    end = start + rdlength
+    if end > len(data):
+        raise MalformedReply("record data runs past the end")
+    return owner, rtype, ttl, start, end
 
 
 def _name_text(wire: bytes) -> str:
