@@ -295,10 +295,7 @@ def judge_codes(
         state = state_of(codes, authoritative=name in panel.authoritative)
         if state is State.EXISTS and (
             name in apart
-            or (
-                not controls_suspicious
-                and any(c & SUSPICIOUS and c & STATUS_MASK == _OK_CODE for c in codes)
-            )
+            or (not controls_suspicious and suspicious(codes))
             or emptied(codes, control_codes)
         ):
             state = State.TAMPERED

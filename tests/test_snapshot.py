@@ -18,7 +18,7 @@ import yaml
 
 import monitor
 from monitor import snapshot
-from monitor.errors import SnapshotError
+from monitor.errors import FileError, SnapshotError
 from monitor.snapshot import (
     SHARD_ABOVE,
     WIDE_SHARDS_ABOVE,
@@ -821,3 +821,55 @@ def test_a_line_ends_with_the_name_as_people_read_it(note: str, comment: str) ->
     back = parse_line(line)
     assert back == entry  # the note is not part of what the line says
     assert back is not None and back.note == comment.removeprefix("  # ")
+
+
+@pytest.mark.parametrize(
+    ("ede", "kept"),
+    [
+        ("{nsdi-a: [0, 65535]}", (("nsdi-a", (0, 65535)),)),  # the whole range of codes
+        ("{nsdi-a: [65536]}", ()),
+        ("{nsdi-a: [-1]}", ()),
+    ],
+)
+def test_ede_codes_are_sixteen_bits(
+    ede: str, kept: tuple[tuple[str, tuple[int, ...]], ...]
+) -> None:
+    line = f"a.com: {{verdict: missing, since: 2026-02-10, nsdi-a: nxdomain, ede: {ede}}}"
+    entry = parse_line(line)
+    assert entry is not None and entry.ede == kept
+
+
+def test_a_hand_edited_answers_that_are_not_addresses_are_left_out() -> None:
+    for answers in ("{nsdi-a: 10.0.34.34}", "{nsdi-a: [1, 2]}", "[10.0.34.34]"):
+        line = f"a.com: {{verdict: tampered, since: 2026-02-10, nsdi-a: ok, answers: {answers}}}"
+        entry = parse_line(line)
+        assert entry is not None and entry.answers == (), answers
+
+
+def test_a_failed_write_names_the_file_as_people_know_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / "snapshots" / "lab"
+
+    def full(path: Path, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(snapshot, "write_atomically", full)
+    with pytest.raises(FileError) as raised:
+        replace_directory(directory, {"domains.yaml": "a.com: {verdict: present, since: x}\n"})
+    # the private staging path is shown as the directory people know
+    assert str(raised.value) == f"{directory / 'domains.yaml'}: No space left on device"
+    assert list((tmp_path / "snapshots").iterdir()) == []  # staging removed, nothing left
+
+
+def test_a_failed_swap_is_a_file_error_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = tmp_path / "snapshots" / "lab"
+    replace_directory(directory, {"domains.yaml": "a\n"})
+
+    def refused(a: Path, b: Path) -> bool:
+        raise OSError(errno.EACCES, os.strerror(errno.EACCES), str(b))
+
+    monkeypatch.setattr(snapshot, "_exchange", refused)
+    with pytest.raises(FileError) as raised:
+        replace_directory(directory, {"domains.yaml": "b\n"})
+    assert str(raised.value) == f"{directory}: Permission denied"

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor import verdict
 from monitor.probe import Observation
 from monitor.probe.wire import Evidence
 from monitor.verdict import (
@@ -37,6 +38,13 @@ from monitor.verdict import (
 from monitor.vocabulary import ControlJudgement, NationalJudgement, Status, Verdict
 
 E, A, F, T = State.EXISTS, State.ABSENT, State.FAILED, State.TAMPERED
+
+
+@pytest.fixture(autouse=True)
+def fresh_suspicions() -> None:
+    """Each test builds its own Suspicion: the cache of them (filled by earlier tests, or by a
+    mutation run's parent process) must not answer for the code under test."""
+    verdict._suspicion.cache_clear()
 
 
 def obs(resolver: str, status: str, *answers: str, rdtype: str = "A") -> Observation:
@@ -565,3 +573,33 @@ def test_apart_from_compares_each_type_with_the_controls() -> None:
     # no control gave an address of that type: nothing to share, the labelled one is apart
     assert apart_from({"n1": {1: ("2001:db8::9",)}}, [{0: ("93.184.216.34",)}]) == {"n1"}
     assert apart_from({"n1": {0: ()}}, controls) == frozenset()
+
+
+def test_a_mapped_address_is_judged_by_the_ipv4_stubs() -> None:
+    suspicion = Suspicion(bogons=False, stub_addresses=["10.0.34.0/24"])
+    assert suspicion.address("::ffff:10.0.34.34") and suspicion.address("10.0.34.34")
+    assert not suspicion.address("::ffff:10.0.35.1")
+    assert not Suspicion(bogons=False).address("::ffff:10.0.34.34")  # nothing listed, no bogons
+
+
+@pytest.mark.parametrize(
+    ("stubs", "inside", "outside"),
+    [
+        # a one-address gap between two ranges is not merged away
+        (["10.0.0.0/31", "10.0.0.3/32"], ["10.0.0.0", "10.0.0.1", "10.0.0.3"], ["10.0.0.2"]),
+        # a range inside an earlier one, then one beyond both
+        (
+            ["95.0.0.0/16", "95.0.1.0/24", "95.2.0.0/16"],
+            ["95.0.200.1", "95.2.0.1"],
+            ["95.1.0.1", "95.3.0.0"],
+        ),
+        # adjacent ranges read as one
+        (["95.0.0.0/24", "95.0.1.0/24"], ["95.0.0.255", "95.0.1.0"], ["95.0.2.0"]),
+    ],
+)
+def test_listed_ranges_hold_exactly_their_addresses(
+    stubs: list[str], inside: list[str], outside: list[str]
+) -> None:
+    suspicion = Suspicion(bogons=False, stub_addresses=stubs)
+    assert [suspicion.address(a) for a in inside] == [True] * len(inside)
+    assert [suspicion.address(a) for a in outside] == [False] * len(outside)

@@ -838,9 +838,14 @@ def test_a_common_reply_shares_one_empty_evidence() -> None:
         reply_to(answer=[(QNAME, "A", "192.0.2.9")]),
         reply_to(answer=[(QNAME, "A", "192.0.2.9")], ede=[]),
         reply_to(rcode=dns.rcode.SERVFAIL),
+        reply_to(rcode=dns.rcode.NXDOMAIN),
+        reply_to(),  # NODATA without an SOA
+        reply_to(authority=[("example.org.", "NS", "ns.example.net.")]),  # a referral
     ):
         reading = read_fast(wire, ASKED)
         assert isinstance(reading, Reading) and reading.evidence is NO_EVIDENCE
+        if not reading.answers:  # one shared reading, not one a reply
+            assert read_fast(wire, ASKED) is reading
 
 
 def test_an_extended_rcode_is_left_to_dnspython() -> None:
@@ -907,3 +912,38 @@ def test_any_extended_errors_read_as_dnspython_reads_them(
     assert isinstance(fast, Reading)
     assert fast == read_with_dnspython(wire, ASKED)
     assert all(len(text) <= MAX_EDE_TEXT for _, text in fast.evidence.ede)
+
+
+def test_an_extended_rcode_beside_options_is_left_to_dnspython_too() -> None:
+    badvers = b"\0" + struct.pack("!HHIH", 41, 1232, 1 << 24, 6) + struct.pack("!HHH", 15, 2, 18)
+    wire = with_additional(packet(flags=0x8180), badvers)
+    assert read_fast(wire, ASKED) is UNREAD
+    # the DO bit and the EDNS version share the TTL field: they are no rcode
+    flags_only = b"\0" + struct.pack("!HHIH", 41, 1232, 0x8000, 6) + struct.pack("!HHH", 15, 2, 18)
+    wire = with_additional(packet(flags=0x8183), flags_only)
+    assert read_fast(wire, ASKED) == Reading(Status.NXDOMAIN, evidence=Evidence(ede=((18, ""),)))
+
+
+def test_an_empty_option_at_the_end_of_the_opt_record_is_read() -> None:
+    options = struct.pack("!HHH", 15, 2, 15) + struct.pack("!HH", 12, 0)  # EDE, then padding
+    wire = with_additional(packet(flags=0x8183), opt_with(options))
+    assert read_fast(wire, ASKED) == Reading(Status.NXDOMAIN, evidence=Evidence(ede=((15, ""),)))
+
+
+def test_only_an_soa_in_additional_names_a_zone_not_glue() -> None:
+    glue = rr(name("ns.example.net"), A, bytes((192, 0, 2, 53)))
+    wire = with_additional(packet(flags=0x8183), glue, opt_with(b""))
+    assert read_fast(wire, ASKED) == Reading(Status.NXDOMAIN)
+
+
+def test_a_referral_keeps_its_evidence() -> None:
+    wire = reply_to(authority=[("example.org.", "NS", "ns.example.net.")], ede=[(20, "")])
+    assert read_fast(wire, ASKED) == Reading(Status.REFERRAL, evidence=Evidence(ede=((20, ""),)))
+
+
+def test_the_full_parser_names_the_root_zone_as_the_fast_one_does() -> None:
+    # A compressed question goes to dnspython; its NXDOMAIN carries the root zone's SOA.
+    root_soa = rr(b"\0", SOA, name("ns.lab-root") + name("h.lab-root") + bytes(20))
+    wire = packet(authority=[root_soa], flags=0x8183, qname=COMPRESSED)
+    assert read_fast(wire, ASKED) is UNREAD
+    assert read_with_dnspython(wire, ASKED) == Reading(Status.NXDOMAIN, evidence=Evidence(soa="."))

@@ -310,11 +310,10 @@ def _read_sections(
             and data[offset + 9] == 0
             and data[offset + 10] == 0
         ):
-            # One OPT record without options: the usual additional section, read at a glance.
+            # One OPT record without options: the usual additional section, read at a glance
+            # (that data[offset + 10] exists shows the record is whole).
             if data[offset + 5]:
                 return UNREAD  # an extended rcode (BADVERS...): dnspython names it
-            if offset + 11 > size:
-                raise MalformedReply("record data runs past the end")
         else:
             ede, extra_soa, extended = _read_additional(data, offset, arcount)
             if extended:
