@@ -44,8 +44,8 @@ _INVISIBLE = frozenset(("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"))
 def escape_json(text: str) -> str:
     """Return JSON text with every control, format (bidi) or line-separator character written
     as a \\uXXXX escape: the same document to a parser, and harmless on a terminal."""
-    if text.isascii():
-        return text  # json.dumps escaped the ASCII controls already
+    if text.isascii() and "\x7f" not in text:
+        return text  # json.dumps escaped the other ASCII controls already
     out = []
     for ch in text:
         if ord(ch) > 0x7E and unicodedata.category(ch) in _INVISIBLE:

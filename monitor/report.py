@@ -61,9 +61,11 @@ MEANINGS: dict[str, str] = {
     Verdict.MISSING: "the controls find it, every national resolver that answered says "
     "NXDOMAIN: it was deleted from the national system.",
     Verdict.FAILING: "the controls find it, no national resolver gives an answer (SERVFAIL, "
-    "REFUSED, timeouts).",
-    Verdict.TAMPERED: "a national resolver answers with a bogon (private or reserved address) "
-    "or a known block-page address that no control gives.",
+    "REFUSED, timeouts); a refusal that declares a block (EDE 15-18) is shown with it.",
+    Verdict.TAMPERED: "a national resolver finds the name but its answer is not the name's "
+    "own, and no control's answer shows the same: a bogon, a listed block-page address or "
+    "host, an emptied answer, or an answer the resolver itself labels as forged or blocked "
+    "(EDE 4, 15, 16, 17).",
     Verdict.PARTIAL: "the controls find it; some national resolvers do and others say NXDOMAIN.",
     Verdict.NATIONAL_ONLY: "the controls say NXDOMAIN but the national system has the name.",
     Verdict.GONE: "nobody has it any more (the domain itself is gone).",

@@ -854,9 +854,11 @@ def test_run_summary_and_snapshot_show_the_declared_blocks(
         ("knot-answer", "ok", 4),
     ):
         verdict = {"knot-deny": "missing", "knot-answer": "tampered"}.get(name, "failing")
+        # ...and a tampered line the addresses it was given instead.
+        answers = f", answers: {{isp: [{KNOT_ADDRESS}]}}" if verdict == "tampered" else ""
         assert lines[f"{name}.example"] == (
             f"{name}.example: {{verdict: {verdict}, since: {DAY2}, isp: {status}, "
-            f"ctl-udp: ok, ctl-tcp: ok, ede: {{isp: [{code}]}}}}"
+            f"ctl-udp: ok, ctl-tcp: ok, ede: {{isp: [{code}]}}{answers}}}"
         )
     message = git(repo, env, "log", "-1", "--format=%B")
     assert "degraded: knot-refuse.example (present → failing)" in message.splitlines()
@@ -1091,9 +1093,11 @@ def test_runs_summary_and_commit_message_never_carry_hostile_texts_raw(
             assert event_row(event, domain, "present", verdict, text) in rows
             assert f"{event}: {domain} (present → {verdict})" in message.splitlines()
             # The snapshot keeps the code only: texts vary, and come from the resolver.
+            # A tampered line also keeps the addresses it was given instead.
+            answers = f", answers: {{isp: [{PDNS_ADDRESS}]}}" if verdict == "tampered" else ""
             assert lines[domain] == (
                 f"{domain}: {{verdict: {verdict}, since: {DAY2}, isp: {status}, "
-                "ctl-udp: ok, ctl-tcp: ok, ede: {isp: [15]}}"
+                f"ctl-udp: ok, ctl-tcp: ok, ede: {{isp: [15]}}{answers}}}"
             )
     else:
         row = event_row("disappeared", BIND_HOSTILE_GONE, "present", "missing", "isp: nxdomain")
