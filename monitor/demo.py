@@ -219,6 +219,11 @@ def demo(
         worlds[name] = base.variant()
     with Lab(worlds) as lab, _repository(keep) as root:
         repo = git.Repo.init(root)
+        # As a fork of the project inherits .gitattributes, so the kept repository reads alike.
+        (Path(repo.git_dir) / "info").mkdir(exist_ok=True)
+        (Path(repo.git_dir) / "info" / "attributes").write_text(
+            gitstore.ATTRIBUTES, encoding="utf-8"
+        )
         with repo.config_writer() as writer:
             writer.set_value("user", "name", "registry-monitor demo")
             writer.set_value("user", "email", "demo@registry-monitor.invalid")

@@ -131,7 +131,9 @@ class FeedSource:
 
     def link_for(self, entry: FeedEntry) -> str:
         """Return an entry's alternate link: the commit of its run once that commit is known,
-        else the link it had, else the history of the vantage's snapshots; "" without a base."""
+        else the link it had, else the history of the vantage's snapshots. Without a base (no
+        remote known), "./": the snapshot folder the feed sits in, as a reader resolves it
+        against the feed's own address (RFC 4287 §4.2.7, RFC 3986 §5)."""
         sha = self.commits.get(entry.updated) if entry.updated != self.date else None
         if self.base is not None and sha is not None:
             return f"{self.base}/commit/{sha}"
@@ -139,7 +141,7 @@ class FeedSource:
             return entry.link
         if self.base is not None:
             return f"{self.base}/commits/{self._ref}/snapshots/{_segment(self.vantage)}"
-        return ""
+        return "./"
 
 
 def _source(feed: FeedSource | str) -> FeedSource:
@@ -373,13 +375,12 @@ def render_feed(
     if source.base is not None:
         lines.append(f'  <link rel="alternate" type="text/html" href="{_xml(source.base)}"/>')
     for e in entries:
-        link = source.link_for(e)
         lines += [
             "  <entry>",
             f"    <id>{_xml(e.id)}</id>",
             f"    <title>{_xml(e.title)}</title>",
             f"    <updated>{_xml(e.updated)}T00:00:00Z</updated>",
-            *([f'    <link rel="alternate" href="{_xml(link)}"/>'] if link else []),
+            f'    <link rel="alternate" href="{_xml(source.link_for(e))}"/>',
             f'    <content type="html">{_xml(e.content)}</content>',
             "  </entry>",
         ]

@@ -16,6 +16,7 @@ import git
 from monitor.errors import RepoError
 
 __all__ = [
+    "ATTRIBUTES",
     "FALLBACK_EMAIL",
     "FALLBACK_NAME",
     "SnapshotCommit",
@@ -32,6 +33,13 @@ __all__ = [
 
 FALLBACK_NAME = "registry-monitor"
 FALLBACK_EMAIL = "registry-monitor@users.noreply.github.com"
+
+# What the project's .gitattributes says of snapshot files (tests/test_demo.py holds them
+# equal): feed.atom and run.yaml out of text diffs, so `git log -p` shows the domain lines.
+ATTRIBUTES = (
+    "snapshots/*/feed.atom -diff linguist-generated\n"
+    "snapshots/*/run.yaml -diff linguist-generated\n"
+)
 
 DATE_TRAILER = "Monitor-Date"
 VANTAGE_TRAILER = "Monitor-Vantage"

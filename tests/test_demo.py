@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from monitor.demo import BLOCK_PAGE, DELETED, FILTERED, REFUSED, RETURNING, VANTAGE
+from monitor.gitstore import ATTRIBUTES
 
 PROJECT = Path(__file__).parent.parent
 READER = "A. Reader"  # the identity in the reader's own global git config
@@ -288,3 +289,21 @@ def test_keep_into_a_new_folder_sets_the_identity_only_in_its_repository(
     assert tree(clone / ".git") == git_before
     assert tree(home) == global_before
     assert (home / ".gitconfig").read_text().count("name = ") == 1
+
+
+def test_a_kept_repository_reads_with_the_projects_attributes(tmp_path: Path) -> None:
+    # The lines gitstore gives a kept demo are the ones the project's .gitattributes holds.
+    project = (PROJECT / ".gitattributes").read_text(encoding="utf-8").splitlines()
+    assert [line for line in project if line and not line.startswith("#")] == (
+        ATTRIBUTES.splitlines()
+    )
+    keep = tmp_path / "kept"
+    result = run_demo("--keep", str(keep), env=environment(reader_home(tmp_path)))
+    assert result.returncode == 0, result.stderr
+    shown = git.Repo(keep).git.log("-p", "snapshots/")
+    # feed.atom and run.yaml are said to change; the domain lines are shown.
+    assert shown.count("Binary files a/snapshots/demo/feed.atom and b/snapshots/") == 2
+    assert "<entry>" not in shown and "verdicts:" not in shown
+    assert "+youtube.com: {verdict: missing, since: 2026-02-10" in shown
+    assert len(shown.splitlines()) == 179  # the README's figure
+    assert "<entry>" in git.Repo(keep).git.log("-p", "--text", "snapshots/")
