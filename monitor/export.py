@@ -17,8 +17,10 @@ single-column keys.
 - ``periods(vantage, domain, verdict, from_date, to_date, until)``: ``to_date`` is the last run
   date with that verdict (NULL while current), ``until`` the next run date after it, so that
   ``from_date <= :day AND (until IS NULL OR :day < until)`` is the verdict on any day.
-- ``statuses(vantage, domain, resolver, status, from_date, to_date, until)``: what each
-  resolver said (the line's status), as periods read like ``periods``.
+- ``statuses(vantage, domain, resolver, status, ede, answers, from_date, to_date, until)``:
+  what each resolver said, as periods read like ``periods``: the line's status, and the
+  evidence a flagged line keeps, as JSON arrays (NULL when none): ``ede`` the Extended DNS
+  Error codes it sent (``[15]``), ``answers`` on a tampered line the addresses it gave.
 - ``resolver_health(vantage, date, resolver, resolver_group, health, tcp, extra)``: each run's
   ``resolvers.yaml``; ``extra`` holds any other key of the line as JSON.
 - ``events(vantage, date, domain, display, event, from_verdict, to_verdict, sha)``.
@@ -115,6 +117,8 @@ CREATE TABLE statuses (
   domain TEXT NOT NULL,
   resolver TEXT NOT NULL,
   status TEXT NOT NULL,
+  ede TEXT,
+  answers TEXT,
   from_date TEXT NOT NULL,
   to_date TEXT,
   until TEXT,
@@ -376,6 +380,8 @@ def _status_rows(report: VantageReport, ids: _Ids) -> Iterator[Row]:
             s.domain,
             s.resolver,
             s.status,
+            json.dumps(list(s.ede)) if s.ede else None,
+            json.dumps(list(s.answers)) if s.answers else None,
             s.start,
             s.to,
             until,

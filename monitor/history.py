@@ -58,14 +58,18 @@ class DomainHistory:
 
 @dataclass
 class StatusPeriod:
-    """A run of days on which one resolver gave one status for a domain, as the domain's line
-    says (its most telling status over the record types); ``to`` is None while it is current."""
+    """A run of days on which one resolver said one thing of a domain, as the domain's line
+    says: its most telling status over the record types, and on a flagged line the Extended
+    DNS Error codes it sent and (tampered) the addresses it gave; ``to`` is None while it is
+    current."""
 
     domain: str
     resolver: str
     status: str
     start: str
     to: str | None = None
+    ede: tuple[int, ...] = ()
+    answers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -206,9 +210,10 @@ class _Record:
             ended = open_statuses.pop((domain, resolver), None)
             if ended is not None:
                 ended.to = previous
-            status = after.get(resolver)
-            if status is not None:
-                period = StatusPeriod(domain, resolver, status, date)
+            said = after.get(resolver)
+            if said is not None:
+                status, ede, answers = said
+                period = StatusPeriod(domain, resolver, status, date, None, ede, answers)
                 open_statuses[(domain, resolver)] = period
                 self.statuses.append(period)
 
@@ -223,10 +228,19 @@ class _Record:
         return result
 
 
-def _resolver_statuses(entry: Entry | None) -> dict[str, str]:
+_Said = tuple[str, tuple[int, ...], tuple[str, ...]]  # a status, EDE codes, addresses
+
+
+def _resolver_statuses(entry: Entry | None) -> dict[str, _Said]:
+    """What each resolver said on a domain's line: its status and the evidence beside it."""
     if entry is None:
         return {}
-    return {name: status for name, status in entry.statuses if name not in _NOT_RESOLVERS}
+    ede, answers = dict(entry.ede), dict(entry.answers)
+    return {
+        name: (status, ede.get(name, ()), answers.get(name, ()))
+        for name, status in entry.statuses
+        if name not in _NOT_RESOLVERS
+    }
 
 
 def _domain_changes(repo: git.Repo, vantage: str, rev: str) -> dict[str, _Change]:

@@ -317,15 +317,16 @@ def story_repo(root: Path) -> None:
     """youtube.com goes on R2 and stays gone; bbc.com goes on R2, is unstable on R3 (nsdi-b
     times out) and is back on R5; dw.com goes on R2 and leaves the watchlist on R3; кремль.рф
     goes on R4 while nsdi-b is down (only nsdi-a said NXDOMAIN), then both say it; split.example
-    is partial from R2, its line carrying Extended DNS Errors. On R5 a first run, pushed, was
-    replaced by a second one that saw bbc.com back."""
+    is partial from R2, its line carrying Extended DNS Errors; meduza.io is tampered from R3,
+    nsdi-a giving a block page's address with EDE 15, another address from R5. On R5 a first
+    run, pushed, was replaced by a second one that saw bbc.com back."""
     init(root)
     ok = "ok"
     nx = "nxdomain"
     ede = ", ede: {nsdi-a: [15]}"
     present = {
         d: story_line(d, "present", R1, ok, ok)
-        for d in ("youtube.com", "bbc.com", "dw.com", KREMLIN, "split.example")
+        for d in ("youtube.com", "bbc.com", "dw.com", KREMLIN, "split.example", "meduza.io")
     }
     commit_run(root, R1, list(present.values()), health_lines())
     day2 = {
@@ -336,9 +337,15 @@ def story_repo(root: Path) -> None:
         "split.example": story_line("split.example", "partial", R2, nx, ok, extra=ede),
     }
     commit_run(root, R2, list(day2.values()), health_lines())
+
+    def block_page(address: str) -> str:
+        evidence = f", ede: {{nsdi-a: [15]}}, answers: {{nsdi-a: [{address}]}}"
+        return story_line("meduza.io", "tampered", R3, ok, ok, extra=evidence)
+
     day3 = {
         **day2,
         "bbc.com": story_line("bbc.com", "missing", R2, nx, "timeout", extra=", today: unstable"),
+        "meduza.io": block_page("95.213.158.62"),
     }
     del day3["dw.com"]
     commit_run(root, R3, list(day3.values()), health_lines())
@@ -348,7 +355,11 @@ def story_repo(root: Path) -> None:
         KREMLIN: story_line(KREMLIN, "missing", R4, nx, "down"),
     }
     commit_run(root, R4, list(day4.values()), health_lines("down", ", tcp: refused, note: {x: 1}"))
-    day5 = {**day4, KREMLIN: story_line(KREMLIN, "missing", R4, nx, nx)}
+    day5 = {
+        **day4,
+        KREMLIN: story_line(KREMLIN, "missing", R4, nx, nx),
+        "meduza.io": block_page("95.213.158.63"),
+    }
     commit_run(root, R5, list(day5.values()), health_lines())
     day5["bbc.com"] = story_line("bbc.com", "present", R5, ok, ok)
     commit_run(root, R5, list(day5.values()), health_lines())
@@ -448,6 +459,32 @@ def test_did_both_national_resolvers_drop_it_and_what_did_each_say(story: Path) 
     ]
 
 
+def test_what_a_tampering_resolver_gave_and_declared_day_by_day(story: Path) -> None:
+    # The evidence a flagged line keeps is part of what a resolver said: a new address is a
+    # new period, with the same status.
+    assert rows(
+        story,
+        "SELECT resolver, status, ede, answers, from_date, to_date FROM statuses "
+        "WHERE domain = 'meduza.io' ORDER BY resolver, from_date",
+    ) == [
+        ("google", "ok", None, None, R1, None),
+        ("nsdi-a", "ok", None, None, R1, R2),
+        ("nsdi-a", "ok", "[15]", '["95.213.158.62"]', R3, R4),
+        ("nsdi-a", "ok", "[15]", '["95.213.158.63"]', R5, None),
+        ("nsdi-b", "ok", None, None, R1, None),
+    ]
+    # Every address a national resolver gave instead, with SQLite's own JSON functions.
+    assert rows(
+        story,
+        "SELECT DISTINCT s.domain, s.resolver, a.value FROM statuses s, json_each(s.answers) a "
+        "ORDER BY a.value",
+    ) == [("meduza.io", "nsdi-a", "95.213.158.62"), ("meduza.io", "nsdi-a", "95.213.158.63")]
+    assert rows(
+        story,
+        "SELECT DISTINCT domain, resolver, ede FROM statuses WHERE ede IS NOT NULL ORDER BY 1",
+    ) == [("meduza.io", "nsdi-a", "[15]"), ("split.example", "nsdi-a", "[15]")]
+
+
 def test_resolver_health_per_run(story: Path) -> None:
     found = rows(
         story,
@@ -481,7 +518,8 @@ def test_keys_hold_and_are_enforced(story: Path, db: sqlite3.Connection) -> None
             "INSERT INTO events (vantage, date, domain, display, event, from_verdict, to_verdict, "
             "domain_id, run_id) VALUES ('lab', '2026-02-13', 'bbc.com', 'bbc.com', 'gone', "
             "'present', 'gone', 1, 1)",
-            "INSERT INTO statuses VALUES ('lab', 'bbc.com', 'quad9', 'ok', ?, NULL, NULL, 1, 1)",
+            "INSERT INTO statuses VALUES "
+            "('lab', 'bbc.com', 'quad9', 'ok', NULL, NULL, ?, NULL, NULL, 1, 1)",
         ]
         for sql in bad:
             with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
