@@ -293,8 +293,9 @@ def first_run_identity(vantage: str, date: str, lines: Iterable[Entry]) -> str:
     """Return the identity of a repository with no commit and no known page: a digest of its
     first snapshot, so that the same run gives the same feed."""
     digest = hashlib.sha256(f"{vantage}\n{date}\n".encode())
-    for line in sorted(lines, key=lambda e: e.domain):
-        digest.update(f"{line.domain} {line.verdict} {line.statuses}\n".encode())
+    # The names and verdicts, in one string: at a million lines, a call per line cost seconds.
+    text = "\n".join(sorted(f"{e.domain} {e.verdict}" for e in lines))
+    digest.update(text.encode())
     return f"first-run-{digest.hexdigest()[:16]}"
 
 

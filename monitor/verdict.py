@@ -96,10 +96,21 @@ class Suspicion:
 
     def observation(self, observation: Observation) -> bool:
         """Return whether an answer looks like tampering (an address, or its CNAME chain)."""
-        if observation.rdtype in ("A", "AAAA") and any(
-            self.address(a) for a in observation.answers
-        ):
-            return True
+        rdtype = observation.rdtype
+        if rdtype == "A":  # every answer comes here: an A's addresses are looked up inline
+            starts, ends = self._v4
+            for a in observation.answers:
+                try:
+                    value = int.from_bytes(socket.inet_pton(socket.AF_INET, a))
+                except OSError:
+                    continue
+                i = bisect.bisect_right(starts, value) - 1
+                if i >= 0 and value <= ends[i]:
+                    return True
+        elif rdtype == "AAAA":
+            for a in observation.answers:
+                if self.address(a):
+                    return True
         chain = observation.evidence.cname
         return bool(chain) and not self.names.isdisjoint(chain)
 
