@@ -362,6 +362,8 @@ def replace_directory(directory: Path, files: Mapping[str, str]) -> None:
     staging = _staging(directory)
     try:
         recover(directory)
+        if directory.exists() and not directory.is_dir():  # the exchange would swap it in
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(directory))
         write_files(staging, files)
         _fsync_dir(staging)
     except OSError as exc:

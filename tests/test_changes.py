@@ -487,3 +487,41 @@ def test_lines_carry_the_name_as_people_read_it_and_a_tampered_one_its_addresses
         ("YouTube", ()),
         (None, ()),
     ]
+
+
+def test_every_kind_of_line_keeps_its_note_and_the_evidence_of_its_verdict() -> None:
+    blocked = (("nsdi-a", ((15, "blocked"),)),)
+    gave = (("nsdi-a", ("10.0.34.34",)),)
+
+    def said(domain: str, verdict: str) -> DomainResult:
+        name = WatchedName(domain, domain, domain.split(".")[0].title())
+        return DomainResult(
+            name, Verdict(verdict), tuple(RESOLVERS), ("ok", "ok"), ede=blocked, answers=gave
+        )
+
+    previous = {
+        "tampered.example": entry("tampered.example", "tampered", "2026-01-01"),
+        "present.example": entry("present.example", "present", "2026-01-01"),
+        "same.example": entry("same.example", "tampered", "2026-01-01"),
+        "never.example": entry("never.example", "unstable", "2026-01-01", today="unstable"),
+    }
+    entries, _ = advance(
+        previous,
+        [
+            said("tampered.example", "unstable"),  # unstable today, tampered still
+            said("present.example", "unstable"),  # unstable today, present still
+            said("same.example", "tampered"),  # the same verdict again
+            said("never.example", "unstable"),  # never yet conclusive
+            said("new.example", "tampered"),  # new to the watchlist
+        ],
+        RESOLVERS,
+        "2026-01-02",
+    )
+    codes = (("nsdi-a", (15,)),)
+    assert [(e.domain, e.verdict, e.today, e.ede, e.answers, e.note) for e in entries] == [
+        ("tampered.example", "tampered", "unstable", codes, gave, "Tampered"),
+        ("present.example", "present", "unstable", (), (), "Present"),
+        ("same.example", "tampered", None, codes, gave, "Same"),
+        ("never.example", "unstable", "unstable", codes, (), "Never"),
+        ("new.example", "tampered", None, codes, gave, "New"),
+    ]
