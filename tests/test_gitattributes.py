@@ -68,7 +68,9 @@ def with_attributes(repo: Path) -> None:
 
 
 def without_attributes(repo: Path) -> None:
+    """Neither the project's file nor the copy the demo gives its repository's .git/info."""
     (repo / ".gitattributes").unlink(missing_ok=True)
+    (repo / ".git" / "info" / "attributes").unlink(missing_ok=True)
 
 
 def test_without_the_attributes_the_feed_and_the_counters_crowd_the_domain_lines(
