@@ -947,3 +947,21 @@ def test_the_full_parser_names_the_root_zone_as_the_fast_one_does() -> None:
     wire = packet(authority=[root_soa], flags=0x8183, qname=COMPRESSED)
     assert read_fast(wire, ASKED) is UNREAD
     assert read_with_dnspython(wire, ASKED) == Reading(Status.NXDOMAIN, evidence=Evidence(soa="."))
+
+
+def test_an_soa_after_a_bare_opt_record_is_still_read() -> None:
+    # The glance at one bare OPT record must not skip a second additional record.
+    zone_soa = rr(name("rpz.isp"), SOA, name("ns.rpz.isp") + name("h.rpz.isp") + bytes(20))
+    wire = with_additional(packet(flags=0x8183), opt_with(b""), zone_soa)
+    assert read_fast(wire, ASKED) == Reading(Status.NXDOMAIN, evidence=Evidence(soa="rpz.isp"))
+    assert read_with_dnspython(wire, ASKED) == read_fast(wire, ASKED)
+
+
+def test_an_opt_record_of_256_octets_is_read_whole() -> None:
+    # Its length's low octet is 0, as a bare OPT record's is: only the high one differs.
+    text = b"t" * 250
+    options = struct.pack("!HHH", 15, 2 + len(text), 16) + text
+    assert len(options) == 256
+    wire = with_additional(packet(flags=0x8183), opt_with(options))
+    expected = Reading(Status.NXDOMAIN, evidence=Evidence(ede=((16, "t" * MAX_EDE_TEXT),)))
+    assert read_fast(wire, ASKED) == expected
