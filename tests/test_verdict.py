@@ -603,3 +603,19 @@ def test_listed_ranges_hold_exactly_their_addresses(
     suspicion = Suspicion(bogons=False, stub_addresses=stubs)
     assert [suspicion.address(a) for a in inside] == [True] * len(inside)
     assert [suspicion.address(a) for a in outside] == [False] * len(outside)
+
+
+def test_a_suspicion_looks_for_bogons_unless_told_not_to() -> None:
+    assert Suspicion().address("10.0.0.1")
+    assert not Suspicion(bogons=False).address("10.0.0.1")
+
+
+def test_a_stub_range_may_be_written_with_host_bits() -> None:
+    # As people copy a block page's address with its prefix: 95.213.158.62/24 is the /24.
+    suspicion = Suspicion(bogons=False, stub_addresses=["95.213.158.62/24"])
+    assert suspicion.address("95.213.158.1") and not suspicion.address("95.213.159.1")
+
+
+def test_an_address_that_cannot_be_read_does_not_hide_the_next_one() -> None:
+    observation = Observation("isp", "a.example", "A", Status.OK, ("not an address", "10.0.0.1"))
+    assert Suspicion().observation(observation)
