@@ -883,12 +883,3 @@ def test_a_file_where_the_snapshot_directory_goes_is_an_error_and_stays(tmp_path
     assert str(raised.value) == f"{directory}: Not a directory"  # the path people know
     assert directory.read_text() == "not a directory\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lab"]  # no staging left
-
-
-def test_a_snapshot_directory_under_a_file_is_an_error_and_leaves_nothing(tmp_path: Path) -> None:
-    blocker = tmp_path / "snapshots"
-    blocker.write_text("")
-    with pytest.raises(FileError) as raised:
-        replace_directory(blocker / "lab", {"domains.yaml": "a.com: {}\n"})
-    assert str(raised.value) == f"{blocker}: Not a directory"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshots"]
