@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor.probe import wire as wire_module
 from monitor.probe.wire import (
     MAX_EDE,
     MAX_EDE_TEXT,
@@ -848,6 +849,30 @@ def test_a_common_reply_shares_one_empty_evidence() -> None:
             assert read_fast(wire, ASKED) is reading
 
 
+def test_negative_answers_of_one_zone_share_one_evidence() -> None:
+    """Every NXDOMAIN and NODATA carries its zone's SOA: a million of them, a few objects."""
+    soa = [("example.org.", "SOA", "ns.example.org. host.example.org. 1 2 3 4 5")]
+    first = read_fast(reply_to(rcode=dns.rcode.NXDOMAIN, authority=soa), ASKED)
+    nodata = reply_to(authority=soa)
+    again = read_fast(nodata, ASKED)
+    assert isinstance(first, Reading) and isinstance(again, Reading)
+    assert first.evidence == Evidence(soa="example.org")
+    assert again.evidence is first.evidence and again.status is Status.NODATA
+    authoritative = read_fast(reply_to(authority=soa, aa=True), ASKED)
+    assert authoritative.evidence == Evidence(soa="example.org", aa=True)  # type: ignore[union-attr]
+    # more zones than are kept: each still has its own SOA
+    for n in range(wire_module._MAX_ZONES + 10):
+        zone = f"z{n}.example."
+        wire = reply_to(
+            qname=f"www.{zone}",
+            rcode=dns.rcode.NXDOMAIN,
+            authority=[(zone, "SOA", f"ns.{zone} host.{zone} 1 2 3 4 5")],
+        )
+        reading = read_fast(wire, Question.of(f"www.z{n}.example", A))
+        assert reading.evidence.soa == f"z{n}.example"  # type: ignore[union-attr]
+    assert len(wire_module._SOA_ONLY) <= wire_module._MAX_ZONES
+
+
 def test_an_extended_rcode_is_left_to_dnspython() -> None:
     message = dns.message.from_wire(reply_to(ede=[]))
     message.set_rcode(dns.rcode.BADVERS)  # 16: the low bits in the header, the rest in OPT
@@ -965,3 +990,40 @@ def test_an_opt_record_of_256_octets_is_read_whole() -> None:
     wire = with_additional(packet(flags=0x8183), opt_with(options))
     expected = Reading(Status.NXDOMAIN, evidence=Evidence(ede=((16, "t" * MAX_EDE_TEXT),)))
     assert read_fast(wire, ASKED) == expected
+
+
+# A label of any bytes, or of the bytes that dnspython writes with an escape, or not.
+LABELS = st.one_of(
+    st.binary(min_size=1, max_size=12),
+    st.lists(st.sampled_from(list(b'aZ9-_.\\" ();@$*\x00\x7f\xc3')), min_size=1, max_size=6).map(
+        bytes
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(LABELS, min_size=0, max_size=4), st.lists(LABELS, min_size=1, max_size=3))
+def test_any_soa_owner_and_cname_target_read_as_dnspython_writes_them(
+    soa_labels: list[bytes], target_labels: list[bytes]
+) -> None:
+    # Names come from whoever answers: the fast reader joins plain ones itself and must write
+    # every other byte (dots, backslashes, spaces, upper case, non-ASCII) as dnspython does.
+    soa = dns.name.Name([*soa_labels, b""])
+    target = dns.name.Name([*target_labels, b""])
+    nxdomain = reply_to(rcode=dns.rcode.NXDOMAIN)
+    message = dns.message.from_wire(nxdomain)
+    message.authority.append(
+        dns.rrset.from_rdata(soa, 60, dns.rdata.from_text("IN", "SOA", "ns. host. 1 2 3 4 5"))
+    )
+    alias = dns.message.from_wire(reply_to())
+    alias.answer.append(
+        dns.rrset.from_rdata(
+            dns.name.from_text(QNAME), 60, dns.rdata.from_text("IN", "CNAME", target.to_text())
+        )
+    )
+    for wire in (message.to_wire(), alias.to_wire()):
+        fast = read_fast(wire, ASKED)
+        assert isinstance(fast, Reading)
+        assert fast == read_with_dnspython(wire, ASKED)
+    evidence = read_fast(message.to_wire(), ASKED).evidence  # type: ignore[union-attr]
+    assert evidence.soa == ("." if not soa_labels else soa.to_text(omit_final_dot=True).lower())

@@ -269,16 +269,14 @@ def _read_sections(
                     raise MalformedReply("CNAME runs past its data")
                 cnames.setdefault(owner, target)
         offset = rdata_end
-    found = None
+    # The usual answer is on the question's name; only without one is a CNAME chain followed.
+    found = records.get(qwire) if records else None
     chain: list[bytes] | None = None
     looped = False
-    if records or cnames:
+    if not found and cnames:
         name = qwire
         seen = {name}
         for _ in range(_MAX_CHAIN):
-            found = records.get(name)
-            if found:
-                break
             alias = cnames.get(name)
             if alias is None:
                 break
@@ -290,6 +288,9 @@ def _read_sections(
                 chain = []
             chain.append(alias)
             name = alias
+            found = records.get(name)
+            if found:
+                break
     soa: bytes | None = None
     ns = False
     for _ in range(nscount):
@@ -321,8 +322,11 @@ def _read_sections(
             if soa is None:
                 soa = extra_soa
     aa = bool(flags & _FLAG_AA)
-    if chain is None and soa is None and not ede:
-        evidence = AA_ONLY if aa else NO_EVIDENCE
+    if chain is None and not ede:
+        if soa is None:
+            evidence = AA_ONLY if aa else NO_EVIDENCE
+        else:
+            evidence = _SOA_ONLY.get((soa, aa)) or _soa_only(soa, aa)
     else:
         evidence = Evidence(
             ede,
@@ -344,8 +348,23 @@ def _read_sections(
     if ancount == 0 and not aa and ns and not authority_soa:
         if evidence is NO_EVIDENCE:
             return _REFERRAL
-        return Reading(_REFERRAL_STATUS, evidence=evidence)
-    return _NODATA if evidence is NO_EVIDENCE else Reading(_NODATA_STATUS, evidence=evidence)
+        return Reading(_REFERRAL_STATUS, (), None, False, evidence)
+    return (
+        _NODATA if evidence is NO_EVIDENCE else Reading(_NODATA_STATUS, (), None, False, evidence)
+    )
+
+
+# Every negative answer from a zone carries its SOA: one Evidence a zone, for the zones seen last.
+_SOA_ONLY: dict[tuple[bytes, bool], Evidence] = {}
+_MAX_ZONES = 4096
+
+
+def _soa_only(soa: bytes, aa: bool) -> Evidence:
+    """Return (and keep) the evidence of a reply that shows nothing but its SOA and AA bit."""
+    if len(_SOA_ONLY) >= _MAX_ZONES:
+        _SOA_ONLY.clear()
+    evidence = _SOA_ONLY[(soa, aa)] = Evidence((), (), _name_text(soa), aa)
+    return evidence
 
 
 def _read_additional(
@@ -393,16 +412,23 @@ def _record(data: bytes, offset: int) -> tuple[bytes, int, int, int, int]:
 
 
 def _name_text(wire: bytes) -> str:
-    """Return a name in uncompressed wire form as text, without the final dot ("." for the
-    root); bytes that are not letters, digits or hyphens are escaped as dnspython does."""
-    if wire == b"\0":
-        return "."
+    """Return a name in uncompressed lowercase wire form as text, without the final dot ("."
+    for the root). A name of letters, digits, hyphens and underscores is joined here (it runs
+    for the SOA of every negative answer); dnspython writes the others, with its escapes."""
     labels = []
     i = 0
     while wire[i]:
         labels.append(wire[i + 1 : i + 1 + wire[i]])
         i += 1 + wire[i]
-    return _dns_name_text(dns.name.Name([*labels, b""]))
+    if not labels:
+        return "."
+    text = b".".join(labels)
+    if text.translate(None, _PLAIN_OR_DOT) or b"." in b"".join(labels):
+        return _dns_name_text(dns.name.Name([*labels, b""]))
+    return text.decode("ascii")
+
+
+_PLAIN_OR_DOT = b"abcdefghijklmnopqrstuvwxyz0123456789-_."
 
 
 def read_with_dnspython(data: bytes, question: Question) -> Reading | None:
