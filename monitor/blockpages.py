@@ -8,9 +8,11 @@ MIN_DOMAINS names of different registered domains, while no control gives it for
 is reported, so that a person can list it in ``stub_addresses`` or ``stub_names``; it raises no
 flag by itself, since CDN edges differ from country to country.
 
-Every answer passes through :class:`Sightings`, so it is a compact open-addressing table of
-64-bit hashes (13 bytes a slot) rather than a dict of strings: the first name that gave a value
-is kept as a number, and only values seen for a second name are kept as text, with their names.
+Every answer passes through :class:`Sightings`, so the nationals' values go to a compact
+open-addressing table of 64-bit hashes (13 bytes a slot) rather than a dict of strings: the
+first name that gave a value is kept as a number, and only values seen for a second name are
+kept as text, with their names. A control's value only clears one, so it is kept as its hash
+(8 bytes an answer) and looked for among the few shared values when they are asked for.
 """
 
 from __future__ import annotations
@@ -23,8 +25,6 @@ from dataclasses import dataclass
 MIN_DOMAINS = 3  # different registered domains for which the nationals give one value
 _EMPTY = 0
 _MASK = (1 << 64) - 1
-_NO_POSITION = 0xFFFFFFFF
-_BY_CONTROL = 0x01  # a control gave the value
 _FIRST_SIZE = 1 << 12
 
 
@@ -51,16 +51,25 @@ class Sightings:
 
     :meth:`national` is called for each value the national resolver with index ``n`` gave for
     the name at a position; :meth:`control` for each value a control gave. :meth:`shared` then
-    lists the values the nationals gave for more than one name, with those names.
+    lists the values the nationals gave for more than one name and no control gave, with those
+    names. A control's value only clears, so it is kept as its hash, in arrival order, and
+    compared with the few shared values when they are asked for: the table holds the
+    nationals' values alone, and a control's answer costs an append.
     """
 
-    def __init__(self) -> None:
-        self._keys = array("Q", bytes(8 * _FIRST_SIZE))
-        self._first = array("I", [_NO_POSITION]) * _FIRST_SIZE
-        self._flags = bytearray(_FIRST_SIZE)  # _BY_CONTROL, and a bit per national resolver
+    def __init__(self, expected: int = 0) -> None:
+        """``expected``: about how many values will be noted (the names times the types), so
+        that the table is made at its size once rather than grown and copied."""
+        size = _FIRST_SIZE
+        while size < 2 * expected:
+            size *= 2
+        self._keys = array("Q", bytes(8 * size))
+        self._first = array("I", bytes(4 * size))  # the first name that gave it
+        self._flags = bytearray(size)  # a bit per national resolver
         self._used = 0
         # value hash -> (value, positions), once a second name gave it
         self._shared: dict[int, tuple[str, list[int]]] = {}
+        self._controls = array("Q")  # the hash of every value a control gave
 
     def _slot(self, key: int) -> int:
         keys = self._keys
@@ -72,22 +81,11 @@ class Sightings:
                 return i
             i = (i + 1) & mask
 
-    def _claim(self, key: int) -> int:
-        """Return the slot of ``key``, taking a new one (and growing) when it is not there."""
-        i = self._slot(key)
-        if self._keys[i] == _EMPTY:
-            if 2 * (self._used + 1) > len(self._keys):
-                self._grow()
-                i = self._slot(key)
-            self._keys[i] = key
-            self._used += 1
-        return i
-
     def _grow(self) -> None:
         keys, first, flags = self._keys, self._first, self._flags
         size = 2 * len(keys)
         self._keys = array("Q", bytes(8 * size))
-        self._first = array("I", [_NO_POSITION]) * size
+        self._first = array("I", bytes(4 * size))  # the first name that gave it
         self._flags = bytearray(size)
         for old, key in enumerate(keys):
             if key != _EMPTY:
@@ -96,59 +94,63 @@ class Sightings:
                 self._first[i] = first[old]
                 self._flags[i] = flags[old]
 
-    def _find(self, key: int) -> int:
-        """Return the slot of ``key``, taking a new one when it is not there: :meth:`_claim`
-        with its probe inlined, since every answer comes here (a third of the time it costs)."""
-        keys = self._keys
-        mask = len(keys) - 1
-        i = key & mask
-        while True:
-            found = keys[i]
-            if found == key:
-                return i
-            if found == _EMPTY:
-                return self._claim(key)
-            i = (i + 1) & mask
-
     def national(self, values: Iterable[str], position: int, n: int) -> None:
         """Note that the national resolver with index ``n`` gave each of ``values`` for the
         name at ``position``."""
-        bit = 2 << min(n, 6)
+        bit = 1 << n if n < 8 else 0x80
         for value in values:
             key = (hash(value) & _MASK) | 1
-            i = self._find(key)
+            # The probe of _slot, inlined: every national answer comes here, and the first
+            # answer with each value takes a slot.
+            keys = self._keys
+            mask = len(keys) - 1
+            i = key & mask
+            while True:
+                found = keys[i]
+                if found == key:
+                    break
+                if found == _EMPTY:
+                    if 2 * (self._used + 1) > len(keys):
+                        self._grow()
+                        i = self._slot(key)
+                    self._keys[i] = key
+                    self._used += 1
+                    self._first[i] = position
+                    self._flags[i] = bit
+                    break
+                i = (i + 1) & mask
+            if found != key:
+                continue  # a new value: its first name noted
             self._flags[i] |= bit
             first = self._first[i]
-            if first == _NO_POSITION:
-                self._first[i] = position
-                continue
+            if first == position:
+                continue  # the other national's answer for the same name, most often
             shared = self._shared.get(key)
             if shared is None:
-                if first != position:
-                    self._shared[key] = (value, [first, position])
+                self._shared[key] = (value, [first, position])
             elif shared[1][-1] != position:
                 shared[1].append(position)
 
     def control(self, values: Iterable[str]) -> None:
         """Note that a control gave each of ``values``, for any name."""
+        append = self._controls.append
         for value in values:
-            i = self._find((hash(value) & _MASK) | 1)
-            self._flags[i] |= _BY_CONTROL
+            append((hash(value) & _MASK) | 1)
 
     def by_control(self, value: str) -> bool:
         """Return whether a control gave ``value``."""
-        i = self._slot((hash(value) & _MASK) | 1)
-        return self._keys[i] != _EMPTY and bool(self._flags[i] & _BY_CONTROL)
+        return ((hash(value) & _MASK) | 1) in self._controls
 
     def shared(self) -> list[tuple[str, frozenset[int], tuple[int, ...]]]:
         """Return each value the nationals gave for more than one name and no control gave:
         (value, the indexes of the nationals that gave it, the positions of the names)."""
+        cleared = set(self._shared).intersection(self._controls)  # in C, no set of them all
         found = []
         for key, (value, positions) in self._shared.items():
-            flags = self._flags[self._slot(key)]
-            if flags & _BY_CONTROL:
+            if key in cleared:
                 continue
-            nationals = frozenset(n for n in range(7) if flags & (2 << n))
+            flags = self._flags[self._slot(key)]
+            nationals = frozenset(n for n in range(8) if flags & (1 << n))
             found.append((value, nationals, tuple(sorted(set(positions)))))
         return sorted(found)
 

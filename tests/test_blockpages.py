@@ -117,6 +117,18 @@ def test_the_table_grows_and_keeps_every_value() -> None:
     assert seen._keys.itemsize == 8 and seen._first.itemsize == 4
 
 
+def test_a_table_made_for_the_values_expected_never_grows() -> None:
+    seen = Sightings(expected=20_000)
+    size = len(seen._keys)
+    assert 2 * 20_000 <= size <= 4 * 20_000
+    for position in range(20_000):
+        seen.national([f"198.51.{position >> 8 & 255}.{position & 255}"], position, 0)
+    seen.national(["198.51.0.7"], 30_000, 1)  # a second name for one of them
+    assert len(seen._keys) == size
+    assert seen.shared() == [("198.51.0.7", frozenset({0, 1}), (7, 30_000))]
+    assert len(Sightings()._keys) < size  # a few thousand slots when nothing is expected
+
+
 def _firsts(
     values: list[str], shared: list[tuple[str, frozenset[int], tuple[int, ...]]]
 ) -> list[int]:
