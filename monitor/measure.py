@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import random
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from monitor.blockpages import BlockPage, Sightings, candidates, suspected
@@ -43,6 +44,8 @@ CONFIRM_SPACING = 1.0
 # resolvers resolve cleanly (at least this many), a fresh sample each run.
 ECONOMICAL_SAMPLE = 0.01
 ECONOMICAL_SAMPLE_MIN = 100
+MAX_JUDGED = 1 << 16  # sets of codes whose verdict is kept while judging (a few are usual)
+YOUNG_THRESHOLD = 50_000  # new objects between two young collections, during the pass
 # Names of a candidate block page the economical strategy asks the controls about first: if a
 # control gives the same value for one of them, the value is the name's own, not a page.
 PAGE_SAMPLE = 3
@@ -142,7 +145,31 @@ def measure(
     about every name that was not present).
     """
     names = config.watchlist if names is None else names
-    return asyncio.run(_measure(config, names, confirm_spacing, detail, progress, previous or {}))
+    with _frozen():
+        return asyncio.run(
+            _measure(config, names, confirm_spacing, detail, progress, previous or {})
+        )
+
+
+@contextlib.contextmanager
+def _frozen() -> Iterator[None]:
+    """Spare the pass the garbage collector's work, which found nothing to collect there.
+
+    What is alive before the pass (the config and its million names, the last snapshot) lives
+    through it, so it is frozen out of the full collections. A query's objects are freed by
+    reference counting as soon as it is answered, yet they count towards the next young
+    collection: at a million names there were 18,000 of them, about 4 % of the pass, and
+    they collected 600 objects in all. So a young collection waits for YOUNG_THRESHOLD new
+    objects instead of 700 while the pass runs. Both are undone after it.
+    """
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(YOUNG_THRESHOLD, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 async def _measure(
@@ -165,7 +192,7 @@ async def _measure(
             return Measurement(config.vantage, healths, (), reason, engine.sent)
 
         domains = [n.domain for n in names]
-        sightings = Sightings()
+        sightings = Sightings(len(domains) * len(config.record_types))
         tally = Tally(
             config,
             domains,
@@ -217,17 +244,31 @@ async def _measure(
 
         panel = _panel(up)
         controls = [r for r in up if r.group == Group.CONTROL]
-        labelled = tally.labelled_positions(panel.national)
-        if labelled and not economical:
+        labelled_at = tally.labelled_positions(panel.national)
+        if labelled_at and not economical:
             # A labelled answer is tampering only if it shares no address with the controls':
             # ask them again about those names, keeping their answers.
-            tally.keep = set(labelled)
-            await _observe(engine, config, controls, tally, labelled)
+            tally.keep = set(labelled_at)
+            await _observe(engine, config, controls, tally, labelled_at)
+
+        # A verdict follows from the codes alone unless a national's answer is labelled (then
+        # its addresses count too), and a million names share a few sets of codes: judge each
+        # set once.
+        judged: dict[bytes, Verdict] = {}
 
         def judge_at(t: Tally, position: int) -> Verdict:
-            apart = t.apart(position, panel.national, panel.control)
+            key = t.key_of(position)
+            verdict = judged.get(key)
+            if verdict is not None:
+                return verdict
             codes = t.codes_of(position)
-            return judge_codes(codes, panel, min_controls=config.min_controls, apart=apart)
+            apart = t.apart(position, panel.national, panel.control, codes)
+            verdict = judge_codes(codes, panel, min_controls=config.min_controls, apart=apart)
+            if len(judged) < MAX_JUDGED and not any(
+                labelled(codes[n]) for n in panel.national if n in codes
+            ):
+                judged[key] = verdict
+            return verdict
 
         # Economical: a name the nationals resolve cleanly and no control was asked about is
         # taken as present (the controls are asked about every name that is not clean).

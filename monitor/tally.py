@@ -128,6 +128,13 @@ class Tally:
                 found[name] = mine
         return found
 
+    def key_of(self, position: int) -> bytes:
+        """Return every resolver's codes for one domain as one string (resolvers in config
+        order, NOT_ASKED where one was not asked): all that a verdict from codes depends on."""
+        start = position * self.width
+        end = start + self.width
+        return b"".join([codes[start:end] for codes in self.codes.values()])
+
     def answers_of(self, resolver: str, position: int) -> dict[int, tuple[str, ...]]:
         """Return the kept addresses of a resolver's ``ok`` answers about one domain, by column."""
         start = position * self.width
@@ -176,10 +183,18 @@ class Tally:
         codes = self.codes_of(position)
         return [codes[n] for n in self.national if n in codes]
 
-    def apart(self, position: int, nationals: Sequence[str], controls: Sequence[str]) -> set[str]:
+    def apart(
+        self,
+        position: int,
+        nationals: Sequence[str],
+        controls: Sequence[str],
+        codes: Mapping[str, bytes] | None = None,
+    ) -> set[str]:
         """Return the national resolvers whose labelled answers about one domain share no
-        address with the controls' answers (see verdict.apart_from)."""
-        codes = self.codes_of(position)
+        address with the controls' answers (see verdict.apart_from); ``codes``: its
+        :meth:`codes_of`, when the caller has them."""
+        if codes is None:
+            codes = self.codes_of(position)
         labelled_nationals = {
             n: self.answers_of(n, position) for n in nationals if n in codes and labelled(codes[n])
         }

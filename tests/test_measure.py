@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import dns.edns
+import dns.message
 import pytest
 
 from monitor.config import Config, load_config_text
 from monitor.lab import Handler, Lab, Reply, Request, World
-from monitor.measure import Measurement, Progress, measure
+from monitor.measure import YOUNG_THRESHOLD, Measurement, Progress, measure
 from monitor.probe import Pacer
 from monitor.run import run
 from monitor.vocabulary import Verdict
@@ -190,6 +193,37 @@ def test_a_resolver_whose_upstream_failed_for_a_moment_stays_up(tmp_path: Path) 
     assert asked[1] - asked[0] >= 0.5
 
 
+def test_names_with_the_same_codes_and_other_addresses_are_judged_apart(tmp_path: Path) -> None:
+    # Verdicts are judged once per set of codes, but a labelled answer's verdict also depends
+    # on its addresses: two names the nationals label alike get each their own.
+    names = ["labelled.example", "forged.example", "labelled2.example"]
+    base = World({**RECORDS, **{(n, "A"): ["93.184.216.34"] for n in names}})
+    forging = base.variant(redirect={"forged.example": "95.1.2.3"})
+
+    def labelling(request: Request) -> Reply:
+        reply = forging(request)
+        query = request.message
+        asked = query.question[0].name.to_text(omit_final_dot=True) if query else None
+        if isinstance(reply, dns.message.Message) and asked in names:
+            forged = dns.edns.EDEOption(dns.edns.EDECode.FORGED_ANSWER, "filtered")
+            reply.use_edns(0, payload=1232, options=[forged])
+        return reply
+
+    handlers: dict[str, Handler] = {
+        "nat-a": labelling,
+        "nat-b": labelling,
+        "ctl-a": base,
+        "ctl-b": base,
+    }
+    with Lab(handlers) as running:
+        m = measure(config_for(running, tmp_path, names=[*names, *NAMES[:3]]), confirm_spacing=0)
+    v = verdicts(m)
+    assert [v[n] for n in names] == ["present", "tampered", "present"]
+    assert {v[n] for n in NAMES[:3]} == {"present"}
+    errors = {r.domain: dict(r.ede) for r in m.domains}
+    assert errors["labelled.example"]["nat-a"] == ((4, "filtered"),)  # labelled, as it said
+
+
 def test_every_national_down_is_inconclusive(lab: RunningLab, tmp_path: Path) -> None:
     running, worlds = lab
     for name in ("nat-a", "nat-b"):
@@ -233,6 +267,32 @@ def test_progress_is_reported(lab: RunningLab, tmp_path: Path) -> None:
     seen: list[Progress] = []
     measure(config_for(running, tmp_path), confirm_spacing=0, progress=seen.append)
     assert seen and seen[-1].done == seen[-1].total == 4 * 301
+
+
+def test_what_lives_through_the_pass_is_kept_out_of_the_collector(
+    lab: RunningLab, tmp_path: Path
+) -> None:
+    # The config and its names are frozen out of the garbage collector while the pass runs
+    # (each full collection walked a million names), and given back after it, also on error.
+    running, _ = lab
+    config = config_for(running, tmp_path)
+    before = gc.get_threshold()
+    during: list[tuple[int, tuple[int, int, int]]] = []
+    measure(
+        config,
+        confirm_spacing=0,
+        progress=lambda _: during.append((gc.get_freeze_count(), gc.get_threshold())),
+    )
+    assert during and min(n for n, _ in during) > len(config.watchlist)  # each name at least
+    assert {t for _, t in during} == {(YOUNG_THRESHOLD, *before[1:])}
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == before
+
+    def broken(_: Progress) -> None:
+        raise RuntimeError("a progress callback that fails")
+
+    with pytest.raises(RuntimeError):
+        measure(config, confirm_spacing=0, progress=broken)
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == before
 
 
 def test_economical_progress_counts_the_control_pass_too(lab: RunningLab, tmp_path: Path) -> None:
