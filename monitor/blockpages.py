@@ -63,9 +63,7 @@ class Sightings:
         size = _FIRST_SIZE
         while size < 2 * expected:
             size *= 2
-        self._keys = array("Q", bytes(8 * size))
-        self._first = array("I", bytes(4 * size))  # the first name that gave it
-        self._flags = bytearray(size)  # a bit per national resolver
+        self._allocate(size)
         self._used = 0
         # value hash -> (value, positions), once a second name gave it
         self._shared: dict[int, tuple[str, list[int]]] = {}
@@ -81,12 +79,15 @@ class Sightings:
                 return i
             i = (i + 1) & mask
 
-    def _grow(self) -> None:
-        keys, first, flags = self._keys, self._first, self._flags
-        size = 2 * len(keys)
+    def _allocate(self, size: int) -> None:
+        """Make the empty table of ``size`` slots (a power of two)."""
         self._keys = array("Q", bytes(8 * size))
         self._first = array("I", bytes(4 * size))  # the first name that gave it
-        self._flags = bytearray(size)
+        self._flags = bytearray(size)  # a bit per national resolver
+
+    def _grow(self) -> None:
+        keys, first, flags = self._keys, self._first, self._flags
+        self._allocate(2 * len(keys))
         for old, key in enumerate(keys):
             if key != _EMPTY:
                 i = self._slot(key)

@@ -323,10 +323,7 @@ def _read_sections(
                 soa = extra_soa
     aa = bool(flags & _FLAG_AA)
     if chain is None and not ede:
-        if soa is None:
-            evidence = AA_ONLY if aa else NO_EVIDENCE
-        else:
-            evidence = _SOA_ONLY.get((soa, aa)) or _soa_only(soa, aa)
+        evidence = (AA_ONLY if aa else NO_EVIDENCE) if soa is None else _soa_only(soa, aa)
     else:
         evidence = Evidence(
             ede,
@@ -354,17 +351,14 @@ def _read_sections(
     )
 
 
-# Every negative answer from a zone carries its SOA: one Evidence a zone, for the zones seen last.
-_SOA_ONLY: dict[tuple[bytes, bool], Evidence] = {}
 _MAX_ZONES = 4096
 
 
+# Every negative answer from a zone carries its SOA: one Evidence a zone, for the zones seen last.
+@functools.lru_cache(maxsize=_MAX_ZONES)
 def _soa_only(soa: bytes, aa: bool) -> Evidence:
-    """Return (and keep) the evidence of a reply that shows nothing but its SOA and AA bit."""
-    if len(_SOA_ONLY) >= _MAX_ZONES:
-        _SOA_ONLY.clear()
-    evidence = _SOA_ONLY[(soa, aa)] = Evidence((), (), _name_text(soa), aa)
-    return evidence
+    """Return the evidence of a reply that shows nothing but its SOA and AA bit."""
+    return Evidence((), (), _name_text(soa), aa)
 
 
 def _read_additional(
@@ -422,13 +416,12 @@ def _name_text(wire: bytes) -> str:
         i += 1 + wire[i]
     if not labels:
         return "."
-    text = b".".join(labels)
-    if text.translate(None, _PLAIN_OR_DOT) or b"." in b"".join(labels):
+    if b"".join(labels).translate(None, _PLAIN):  # a byte dnspython escapes (a dot, say)
         return _dns_name_text(dns.name.Name([*labels, b""]))
-    return text.decode("ascii")
+    return b".".join(labels).decode("ascii")
 
 
-_PLAIN_OR_DOT = b"abcdefghijklmnopqrstuvwxyz0123456789-_."
+_PLAIN = b"abcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
 def read_with_dnspython(data: bytes, question: Question) -> Reading | None:
